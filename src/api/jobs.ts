@@ -1,0 +1,120 @@
+import { type OpenAPIHono, z } from '@hono/zod-openapi';
+import type { AppEnv } from '../context.js';
+import type { EventRow, ReceiptRow } from '../db/schema.js';
+import { getJob, listJobEvents, listJobReceipts } from '../jobs/queries.js';
+import { trackJob } from '../jobs/track.js';
+import { jobView } from '../jobs/view.js';
+import { errorResponse, protectedRoute } from './openapi.js';
+import { CallbackReceipt, Job, JobEvent, JobId, Metadata, page, PageQuery } from './schemas.js';
+
+const TrackJobBody = z
+  .object({
+    provider: z.string().min(1).max(63),
+    provider_task_id: z.string().min(1).max(512),
+    model: z.string().min(1).max(200).optional(),
+    metadata: Metadata.optional(),
+    notify_url: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+  })
+  .strict()
+  .openapi('TrackJobRequest');
+
+const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({
+  content: { 'application/json': { schema } },
+  description,
+});
+
+const trackRoute = protectedRoute('jobs:write', {
+  method: 'post',
+  path: '/v1/jobs/track',
+  summary: 'Track a job submitted to a provider elsewhere',
+  description:
+    'The job starts at `submitted`. Callbacks for it are accepted on the provider callback URL ' +
+    '(`GET /v1/providers`), matched by the provider task id.',
+  tags: ['jobs'],
+  request: { body: { content: { 'application/json': { schema: TrackJobBody } }, required: true } },
+  responses: {
+    201: json(Job, 'The tracked job.'),
+    409: errorResponse('This provider task is already tracked; `details.job_id` names the job.'),
+  },
+});
+
+const getRoute = protectedRoute('jobs:read', {
+  method: 'get',
+  path: '/v1/jobs/{id}',
+  summary: 'Get a job',
+  tags: ['jobs'],
+  request: { params: z.object({ id: JobId }) },
+  responses: { 200: json(Job, 'The job.'), 404: errorResponse('No such job.') },
+});
+
+const eventsRoute = protectedRoute('jobs:read', {
+  method: 'get',
+  path: '/v1/jobs/{id}/events',
+  summary: "A job's events, in sequence order",
+  tags: ['jobs'],
+  request: { params: z.object({ id: JobId }), query: PageQuery },
+  responses: {
+    200: json(page(JobEvent), '`next_cursor` is the last sequence returned when more follow.'),
+    404: errorResponse('No such job.'),
+  },
+});
+
+const callbacksRoute = protectedRoute('jobs:read', {
+  method: 'get',
+  path: '/v1/jobs/{id}/callbacks',
+  summary: 'The callbacks stored for a job, oldest first, each with its verdict',
+  tags: ['jobs'],
+  request: { params: z.object({ id: JobId }), query: PageQuery },
+  responses: {
+    200: json(page(CallbackReceipt), '`next_cursor` is the last receipt id returned when more follow.'),
+    404: errorResponse('No such job.'),
+  },
+});
+
+function eventView(e: EventRow) {
+  return {
+    event_id: e.eventId,
+    job_id: e.jobId,
+    sequence: e.sequence,
+    type: e.type,
+    created_at: e.createdAt.toISOString(),
+    data: e.data,
+  };
+}
+
+export function receiptView(r: ReceiptRow) {
+  return {
+    id: r.id,
+    provider: r.provider,
+    job_id: r.jobId,
+    route: r.route,
+    verdict: r.verdict,
+    reason: r.reason,
+    headers: r.headers,
+    body: r.body.toString('utf8'),
+    body_size: r.bodySize,
+    source_address: r.sourceAddress,
+    received_at: r.receivedAt.toISOString(),
+  };
+}
+
+export function registerJobRoutes(app: OpenAPIHono<AppEnv>) {
+  app.openapi(trackRoute, async (c) => {
+    const job = await trackJob(c.var.deps, c.req.valid('json'));
+    return c.json(jobView(job), 201);
+  });
+  app.openapi(getRoute, async (c) => {
+    const job = await getJob(c.var.deps.db, c.req.valid('param').id);
+    return c.json(jobView(job), 200);
+  });
+  app.openapi(eventsRoute, async (c) => {
+    const { limit, after } = c.req.valid('query');
+    const p = await listJobEvents(c.var.deps.db, c.req.valid('param').id, limit, after);
+    return c.json({ data: p.data.map(eventView), next_cursor: p.next_cursor }, 200);
+  });
+  app.openapi(callbacksRoute, async (c) => {
+    const { limit, after } = c.req.valid('query');
+    const p = await listJobReceipts(c.var.deps.db, c.req.valid('param').id, limit, after);
+    return c.json({ data: p.data.map(receiptView), next_cursor: p.next_cursor }, 200);
+  });
+}

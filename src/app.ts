@@ -1,0 +1,108 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import { requestId } from 'hono/request-id';
+import { registerJobRoutes } from './api/jobs.js';
+import { registerProviderRoutes } from './api/providers.js';
+import { RejectionRecorder } from './callbacks/rejections.js';
+import { registerCallbackRoutes } from './callbacks/routes.js';
+import type { AppEnv, Deps } from './context.js';
+import { AppError, errorBody, type ErrorCode, isDatabaseUnavailable } from './errors.js';
+import { registerHealthRoutes } from './ops/health.js';
+import { redactPath } from './ops/logger.js';
+
+const API_BODY_LIMIT = 256 * 1024;
+
+const codeForStatus: Record<number, ErrorCode> = {
+  400: 'invalid_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  409: 'conflict',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
+  503: 'unavailable',
+};
+
+/** Turns anything thrown into the one error shape; database outages become 503, unknown errors 500. */
+function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  if (err instanceof HTTPException) {
+    return new AppError(codeForStatus[err.status] ?? 'internal', err.message || 'request failed');
+  }
+  if (isDatabaseUnavailable(err)) return new AppError('unavailable', 'the database is unavailable; retry later');
+  return new AppError('internal', 'internal error');
+}
+
+export interface AppOptions {
+  /** Whether migrations have been applied, for /readyz. */
+  isMigrated?: () => boolean;
+}
+
+/** The HTTP application: every route, the auth, the error mapping. No listening, no workers. */
+export function createApp(deps: Deps, opts: AppOptions = {}) {
+  const app = new OpenAPIHono<AppEnv>({
+    defaultHook: (result, c) => {
+      if (result.success) return;
+      const details = result.error.issues.map((i) => ({
+        field: i.path.map(String).join('.'),
+        message: i.message,
+      }));
+      const summary = details.map((d) => (d.field ? `${d.field}: ${d.message}` : d.message)).join('; ');
+      return c.json(errorBody(new AppError('invalid_request', summary, details), c.var.requestId), 400);
+    },
+  });
+  const rejections = new RejectionRecorder(deps.db, deps.log);
+
+  app.use(requestId({ limitLength: 64 }));
+  app.use(async (c, next) => {
+    c.set('deps', deps);
+    const log = deps.log.child({ request_id: c.var.requestId });
+    c.set('log', log);
+    const started = performance.now();
+    await next();
+    log.info(
+      { method: c.req.method, path: redactPath(c.req.path), status: c.res.status, ms: Math.round(performance.now() - started) },
+      'request',
+    );
+  });
+  app.use(
+    '/v1/*',
+    bodyLimit({
+      maxSize: API_BODY_LIMIT,
+      onError: () => {
+        throw new AppError('payload_too_large', `request body is larger than ${API_BODY_LIMIT} bytes`);
+      },
+    }),
+  );
+
+  app.onError((err, c) => {
+    const appError = toAppError(err);
+    if (appError.code === 'internal') c.var.log?.error({ err }, 'unhandled error');
+    else if (appError.code === 'unavailable') c.var.log?.warn({ err }, 'unavailable');
+    return c.json(errorBody(appError, c.var.requestId ?? 'unknown'), appError.status);
+  });
+  app.notFound((c) =>
+    c.json(errorBody(new AppError('not_found', `no route for ${c.req.method} ${redactPath(c.req.path)}`), c.var.requestId), 404),
+  );
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
+
+  registerHealthRoutes(app, opts.isMigrated ?? (() => true));
+  registerCallbackRoutes(app, (c) => ({ ...deps, rejections, log: c.var.log }));
+  registerJobRoutes(app);
+  registerProviderRoutes(app);
+
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'callback-relay',
+      version: '0.1.0',
+      description: 'Submits AI video jobs, receives and verifies provider callbacks, polls, and fans job events out.',
+    },
+  });
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

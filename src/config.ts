@@ -1,0 +1,174 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+/** The provider kinds the relay has adapters for. */
+export const providerKinds = ['aivideoapi', 'toapis', 'video-generations', 'openai-videos'] as const;
+export type ProviderKind = (typeof providerKinds)[number];
+
+/** Kinds that call back a `callback_url`; the others are polled. */
+const callbackKinds: ReadonlySet<ProviderKind> = new Set(['aivideoapi', 'toapis']);
+/** Kinds whose callbacks carry no signature, so a terminal claim is confirmed by fetching it back. */
+const unsignedKinds: ReadonlySet<ProviderKind> = new Set(['aivideoapi']);
+
+const pollSchema = z
+  .object({
+    initial_delay_s: z.number().nonnegative().default(15),
+    interval_s: z.number().positive().default(5),
+    max_interval_s: z.number().positive().default(60),
+    max_age_s: z.number().positive().default(7200),
+    callback_grace_s: z.number().nonnegative().default(600),
+  })
+  .strict();
+
+const rateLimitSchema = z
+  .object({
+    submit_per_min: z.number().int().positive().default(300),
+    status_per_min: z.number().int().positive().default(3000),
+  })
+  .strict();
+
+const providerSchema = z
+  .object({
+    kind: z.enum(providerKinds),
+    base_url: z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, '')),
+    api_key: z.string().min(1),
+    callbacks: z.boolean().optional(),
+    webhook_secret: z.string().min(1).nullable().default(null),
+    verify_by_fetch: z.boolean().optional(),
+    poll: pollSchema.default(pollSchema.parse({})),
+    rate_limit: rateLimitSchema.default(rateLimitSchema.parse({})),
+    timeout_s: z.number().positive().max(600).default(30),
+  })
+  .strict()
+  .transform((p) => ({
+    ...p,
+    callbacks: p.callbacks ?? callbackKinds.has(p.kind),
+    verify_by_fetch: p.verify_by_fetch ?? unsignedKinds.has(p.kind),
+  }));
+
+const deliverySchema = z
+  .object({
+    retry_schedule_s: z
+      .array(z.number().nonnegative())
+      .min(1)
+      .default([0, 5, 300, 1800, 7200, 18000, 36000, 36000]),
+    timeout_s: z.number().positive().max(120).default(15),
+    allow_private_targets: z.boolean().default(false),
+  })
+  .strict();
+
+const providerName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'provider names are 1–63 of a-z, 0-9, "-" and "_"');
+
+export const fileConfigSchema = z
+  .object({
+    providers: z.record(providerName, providerSchema).default({}),
+    delivery: deliverySchema.default(deliverySchema.parse({})),
+  })
+  .strict();
+
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const envSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://')
+    .optional(),
+  DATA_DIR: z.string().min(1).default('./.relay-data'),
+  PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+  RELAY_CONFIG: z.string().min(1).optional(),
+  RELAY_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  RELAY_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  LOG_LEVEL: z.enum(logLevels).default('info'),
+});
+
+export type ProviderConfig = z.output<typeof providerSchema> & { name: string };
+export type DeliveryConfig = z.output<typeof deliverySchema>;
+
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  publicBaseUrl: string;
+  adminKey: string | undefined;
+  secret: string | undefined;
+  logLevel: (typeof logLevels)[number];
+  providers: Map<string, ProviderConfig>;
+  delivery: DeliveryConfig;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function describeIssues(prefix: string, error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      const path = i.path.map(String).join('.');
+      return `${prefix}${path ? `${prefix ? '.' : ''}${path}` : ''}: ${i.message}`;
+    })
+    .join('\n');
+}
+
+/** Replaces `${NAME}` with the environment variable NAME; a missing variable is an error. */
+export function interpolateEnv(text: string, env: NodeJS.ProcessEnv): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+    const value = env[name];
+    if (value === undefined) throw new ConfigError(`RELAY_CONFIG refers to \${${name}}, which is not set`);
+    return value;
+  });
+}
+
+export function parseFileConfig(text: string, env: NodeJS.ProcessEnv, source = 'RELAY_CONFIG') {
+  let json: unknown;
+  try {
+    json = JSON.parse(interpolateEnv(text, env));
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`${source} is not valid JSON: ${(err as Error).message}`);
+  }
+  const parsed = fileConfigSchema.safeParse(json);
+  if (!parsed.success) throw new ConfigError(`${source} is invalid:\n${describeIssues('', parsed.error)}`);
+  return parsed.data;
+}
+
+/** Reads env vars and the RELAY_CONFIG file into one validated Config, or throws a ConfigError naming the bad value. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const emptyAsUnset = Object.fromEntries(
+    Object.keys(envSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]),
+  );
+  const parsed = envSchema.safeParse(emptyAsUnset);
+  if (!parsed.success) throw new ConfigError(`invalid environment:\n${describeIssues('', parsed.error)}`);
+  const e = parsed.data;
+
+  let file = fileConfigSchema.parse({});
+  if (e.RELAY_CONFIG) {
+    let text: string;
+    try {
+      text = readFileSync(e.RELAY_CONFIG, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`RELAY_CONFIG: cannot read ${e.RELAY_CONFIG}: ${(err as Error).message}`);
+    }
+    file = parseFileConfig(text, env, `RELAY_CONFIG (${e.RELAY_CONFIG})`);
+  }
+
+  const providers = new Map<string, ProviderConfig>();
+  for (const [name, p] of Object.entries(file.providers)) providers.set(name, { ...p, name });
+
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: e.DATA_DIR,
+    publicBaseUrl: (e.PUBLIC_BASE_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
+    adminKey: e.RELAY_ADMIN_KEY,
+    secret: e.RELAY_SECRET,
+    logLevel: e.LOG_LEVEL,
+    providers,
+    delivery: file.delivery,
+  };
+}

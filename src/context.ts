@@ -1,0 +1,25 @@
+import type { Principal } from './auth/keys.js';
+import type { Config } from './config.js';
+import type { Database, Db } from './db/client.js';
+import type { Logger } from './ops/logger.js';
+import type { Providers } from './providers/index.js';
+
+/** What request handlers need from the running service; reaches them through the Hono context. */
+export interface Deps {
+  config: Config;
+  database: Database;
+  db: Db;
+  providers: Providers;
+  /** Server secret for callback tokens. */
+  secret: string;
+  log: Logger;
+}
+
+export type AppEnv = {
+  Variables: {
+    deps: Deps;
+    principal: Principal;
+    requestId: string;
+    log: Logger;
+  };
+};

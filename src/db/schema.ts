@@ -1,0 +1,140 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigserial,
+  customType,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
+
+/** Raw bytes, exactly as received. postgres.js hands back a Buffer and PGlite a Uint8Array; both become a Buffer. */
+const bytea = customType<{ data: Buffer; driverData: Uint8Array }>({
+  dataType: () => 'bytea',
+  toDriver: (value) => value,
+  fromDriver: (value) => Buffer.from(value),
+});
+
+const createdAt = () => timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow();
+const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+/** Small key/value facts the relay keeps about itself, such as the generated server secret. */
+export const settings = pgTable('settings', {
+  key: text('key').primaryKey(),
+  value: text('value').notNull(),
+});
+
+export const apiKeys = pgTable('api_keys', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  /** The first characters of the key, so an operator can tell keys apart without the secret. */
+  prefix: text('prefix').notNull(),
+  /** SHA-256 of the whole key, hex. Keys are 32 random bytes, so a slow hash would add nothing. */
+  hash: text('hash').notNull().unique(),
+  scopes: text('scopes').array().notNull(),
+  createdAt: createdAt(),
+  lastUsedAt: tstz('last_used_at'),
+  revokedAt: tstz('revoked_at'),
+});
+
+export type JobStatus = 'queued' | 'submitted' | 'processing' | 'succeeded' | 'failed' | 'canceled' | 'expired';
+export interface JobError {
+  code: string;
+  message: string;
+  source: 'provider' | 'relay';
+}
+export interface JobResult {
+  video_urls: string[];
+  raw: unknown;
+}
+
+export const jobs = pgTable(
+  'jobs',
+  {
+    id: text('id').primaryKey(),
+    provider: text('provider').notNull(),
+    model: text('model'),
+    providerTaskId: text('provider_task_id'),
+    status: text('status').$type<JobStatus>().notNull(),
+    progress: integer('progress'),
+    input: jsonb('input').$type<Record<string, unknown>>().notNull().default({}),
+    result: jsonb('result').$type<JobResult>(),
+    error: jsonb('error').$type<JobError>(),
+    metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),
+    notifyUrl: text('notify_url'),
+    /** The sequence number of the job's newest event; the next event takes this + 1. */
+    eventSeq: integer('event_seq').notNull().default(0),
+    createdAt: createdAt(),
+    submittedAt: tstz('submitted_at'),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+    completedAt: tstz('completed_at'),
+  },
+  (t) => [
+    uniqueIndex('jobs_provider_task_uq')
+      .on(t.provider, t.providerTaskId)
+      .where(sql`${t.providerTaskId} is not null`),
+    index('jobs_created_idx').on(t.createdAt, t.id),
+  ],
+);
+
+export const jobEvents = pgTable(
+  'job_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    eventId: text('event_id').notNull().unique(),
+    jobId: text('job_id')
+      .notNull()
+      .references(() => jobs.id, { onDelete: 'cascade' }),
+    sequence: integer('sequence').notNull(),
+    type: text('type').notNull(),
+    /** The job as it was right after this change. */
+    data: jsonb('data').$type<Record<string, unknown>>().notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('job_events_job_seq_uq').on(t.jobId, t.sequence)],
+);
+
+export type ReceiptVerdict =
+  | 'applied' // moved the job forward
+  | 'updated' // same state, newer progress
+  | 'duplicate' // nothing new
+  | 'stale' // an earlier state than the job already has
+  | 'contradicted' // the provider's status endpoint disagreed; its answer was applied instead
+  | 'ignored' // a status the relay does not act on
+  | 'unauthorized'
+  | 'unknown_job'
+  | 'malformed'
+  | 'unverifiable'; // the provider could not be asked to confirm; the provider is told to retry
+
+export const callbackReceipts = pgTable(
+  'callback_receipts',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    provider: text('provider').notNull(),
+    /** The job it was applied to, when one was found. */
+    jobId: text('job_id').references(() => jobs.id, { onDelete: 'cascade' }),
+    /** For rejected requests: the job id the URL named, unverified. */
+    claimedJobId: text('claimed_job_id'),
+    route: text('route').$type<'job' | 'provider'>().notNull(),
+    verdict: text('verdict').$type<ReceiptVerdict>().notNull(),
+    reason: text('reason'),
+    headers: jsonb('headers').$type<Record<string, string>>().notNull(),
+    /** The body as received; for rejected requests only its first bytes. */
+    body: bytea('body').notNull(),
+    bodySize: integer('body_size').notNull(),
+    sourceAddress: text('source_address'),
+    receivedAt: tstz('received_at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('callback_receipts_job_idx').on(t.jobId, t.id),
+    index('callback_receipts_received_idx').on(t.receivedAt),
+  ],
+);
+
+export type JobRow = typeof jobs.$inferSelect;
+export type EventRow = typeof jobEvents.$inferSelect;
+export type ReceiptRow = typeof callbackReceipts.$inferSelect;
+export type ApiKeyRow = typeof apiKeys.$inferSelect;

@@ -1,0 +1,20 @@
+import { randomBytes } from 'node:crypto';
+
+const CROCKFORD = '0123456789abcdefghjkmnpqrstvwxyz';
+
+/**
+ * A ULID-style id: 48 bits of milliseconds then 80 random bits, in lower-case Crockford base32,
+ * so ids sort by creation time and reveal nothing guessable.
+ */
+export function newId(prefix: string, now = Date.now()): string {
+  let time = '';
+  let t = now;
+  for (let i = 0; i < 10; i++) {
+    time = CROCKFORD[t % 32] + time;
+    t = Math.floor(t / 32);
+  }
+  const bytes = randomBytes(16);
+  let rand = '';
+  for (let i = 0; i < 16; i++) rand += CROCKFORD[bytes[i]! % 32];
+  return `${prefix}_${time}${rand}`;
+}
