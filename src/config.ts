@@ -109,7 +109,9 @@ function describeIssues(prefix: string, error: z.ZodError): string {
   return error.issues
     .map((i) => {
       const path = i.path.map(String).join('.');
-      return `${prefix}${path ? `${prefix ? '.' : ''}${path}` : ''}: ${i.message}`;
+      // A bad record key carries its reason one level down.
+      const message = i.code === 'invalid_key' ? `invalid name: ${i.issues.map((n) => n.message).join('; ')}` : i.message;
+      return `${prefix}${path ? `${prefix ? '.' : ''}${path}` : ''}: ${message}`;
     })
     .join('\n');
 }

@@ -86,7 +86,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     withAdvisoryLock: (_key, fn) => fn(db),
     async close() {
       try {
-        await client.close();
+        if (!client.closed) await client.close();
       } finally {
         releaseLock();
       }

@@ -31,7 +31,7 @@ async function track(provider = 'veo') {
   return { taskId, job };
 }
 
-function postRaw(path: string, body: string | Uint8Array, headers: Record<string, string> = {}) {
+function postRaw(path: string, body: string, headers: Record<string, string> = {}) {
   return relay.app.request(path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
 }
 

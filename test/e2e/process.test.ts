@@ -1,0 +1,151 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createScratchDatabase, dbKind, TEST_DATABASE_URL } from '../helpers/db.js';
+import { aivideoapiDocs, type FakeAivideoapi, startFakeAivideoapi } from '../helpers/fake-aivideoapi.js';
+
+const MAIN = join(import.meta.dirname, '../../dist/main.js');
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as { port: number };
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+interface Relay {
+  proc: ChildProcess;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+function startRelay(env: Record<string, string>): Relay {
+  let err = '';
+  const proc = spawn(process.execPath, [MAIN], {
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  return { proc, stderr: () => err, exited };
+}
+
+async function waitHealthy(base: string, relay: Relay, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (relay.proc.exitCode !== null) throw new Error(`relay exited early: ${relay.stderr()}`);
+    try {
+      if ((await fetch(`${base}/healthz`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`relay not healthy within ${timeoutMs} ms: ${relay.stderr()}`);
+}
+
+describe(`the built service as a real process (${dbKind})`, () => {
+  let fake: FakeAivideoapi;
+  let dir: string;
+  let env: Record<string, string>;
+  let base: string;
+  let dropDb: (() => Promise<void>) | undefined;
+  const running: Relay[] = [];
+
+  beforeAll(async () => {
+    if (!existsSync(MAIN)) throw new Error('dist/main.js is missing: run `npm run build` (npm test does it first)');
+    fake = await startFakeAivideoapi();
+    dir = mkdtempSync(join(tmpdir(), 'relay-e2e-'));
+    const configPath = join(dir, 'relay.json');
+    writeFileSync(
+      configPath,
+      JSON.stringify({ providers: { veo: { kind: 'aivideoapi', base_url: fake.baseUrl, api_key: '${VEO_KEY}' } } }),
+    );
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    env = { PORT: String(port), HOST: '127.0.0.1', RELAY_CONFIG: configPath, VEO_KEY: fake.apiKey, PUBLIC_BASE_URL: base };
+    if (TEST_DATABASE_URL) {
+      const scratch = await createScratchDatabase();
+      env.DATABASE_URL = scratch.url;
+      dropDb = scratch.drop;
+    } else {
+      env.DATA_DIR = join(dir, 'data');
+    }
+  });
+
+  afterAll(async () => {
+    for (const r of running) if (r.proc.exitCode === null) r.proc.kill('SIGKILL');
+    await Promise.all(running.map((r) => r.exited));
+    await fake?.close();
+    await dropDb?.();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  function start(): Relay {
+    const r = startRelay(env);
+    running.push(r);
+    return r;
+  }
+
+  it('serves, prints a first admin key once, takes a callback, and keeps everything across kill -9', async () => {
+    const first = start();
+    await waitHealthy(base, first);
+    const key = /crk_[\w-]{43}/.exec(first.stderr())?.[0];
+    expect(key, 'the bootstrap admin key is printed').toBeDefined();
+    const auth = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+
+    const tracked = await fetch(`${base}/v1/jobs/track`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ provider: 'veo', provider_task_id: 'e2e-task-1' }),
+    });
+    expect(tracked.status).toBe(201);
+    const job = (await tracked.json()) as { id: string };
+
+    const providers = (await (await fetch(`${base}/v1/providers`, { headers: auth })).json()) as { data: { callback_url: string }[] };
+    const callbackUrl = providers.data[0]!.callback_url;
+    expect(callbackUrl.startsWith(`${base}/callbacks/veo/`)).toBe(true);
+
+    fake.tasks.set('e2e-task-1', aivideoapiDocs.completed('e2e-task-1'));
+    const cb = await fetch(callbackUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-event': 'task.completed', 'x-task-id': 'e2e-task-1' },
+      body: JSON.stringify(aivideoapiDocs.completed('e2e-task-1')),
+    });
+    expect(cb.status).toBe(200);
+
+    first.proc.kill('SIGKILL');
+    await first.exited;
+
+    const second = start();
+    await waitHealthy(base, second);
+    expect(second.stderr()).not.toMatch(/crk_/);
+    const after = (await (await fetch(`${base}/v1/jobs/${job.id}`, { headers: auth })).json()) as Record<string, any>;
+    expect(after.status).toBe('succeeded');
+    expect(after.result.video_urls).toHaveLength(1);
+    const receipts = (await (await fetch(`${base}/v1/jobs/${job.id}/callbacks`, { headers: auth })).json()) as { data: any[] };
+    expect(receipts.data.map((r) => r.verdict)).toEqual(['applied']);
+    expect(receipts.data[0].source_address).toMatch(/127\.0\.0\.1/);
+
+    if (dbKind === 'pglite') {
+      // A second process on the same data directory is turned away with a clear message.
+      const intruder = startRelay({ ...env, PORT: String(await freePort()) });
+      running.push(intruder);
+      expect(await intruder.exited).toBe(1);
+      expect(intruder.stderr()).toMatch(/DATA_DIR .* is in use by another relay process/);
+    }
+
+    second.proc.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+  });
+
+  it('a bad configuration stops start-up with a message naming the variable', async () => {
+    const bad = startRelay({ ...env, PORT: 'not-a-port' });
+    expect(await bad.exited).toBe(1);
+    expect(bad.stderr()).toMatch(/PORT/);
+  });
+});

@@ -1,0 +1,76 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+function withFile(json: unknown): string {
+  const dir = mkdtempSync(join(tmpdir(), 'relay-config-'));
+  const path = join(dir, 'relay.json');
+  writeFileSync(path, typeof json === 'string' ? json : JSON.stringify(json));
+  return path;
+}
+
+describe('configuration', () => {
+  it('runs with no configuration at all', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ port: 8080, host: '0.0.0.0', dataDir: './.relay-data', publicBaseUrl: 'http://localhost:8080' });
+    expect(c.databaseUrl).toBeUndefined();
+    expect(c.providers.size).toBe(0);
+    expect(c.delivery.retry_schedule_s).toEqual([0, 5, 300, 1800, 7200, 18000, 36000, 36000]);
+  });
+
+  it.each([
+    [{ PORT: 'eighty' }, /PORT/],
+    [{ PORT: '70000' }, /PORT/],
+    [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL/],
+    [{ PUBLIC_BASE_URL: 'not a url' }, /PUBLIC_BASE_URL/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+    [{ RELAY_ADMIN_KEY: 'short' }, /RELAY_ADMIN_KEY/],
+    [{ RELAY_CONFIG: '/nonexistent/relay.json' }, /RELAY_CONFIG/],
+  ])('a bad value stops start-up naming it: %o', (env, name) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(name);
+  });
+
+  it('reads providers with defaults filled in and ${ENV} interpolated', () => {
+    const path = withFile({ providers: { 'veo-a': { kind: 'aivideoapi', base_url: 'https://api.example/', api_key: '${VEO_KEY}' } } });
+    const c = loadConfig({ RELAY_CONFIG: path, VEO_KEY: 'sk-secret' });
+    const p = c.providers.get('veo-a')!;
+    expect(p).toMatchObject({
+      name: 'veo-a',
+      base_url: 'https://api.example',
+      api_key: 'sk-secret',
+      callbacks: true,
+      verify_by_fetch: true,
+      timeout_s: 30,
+      poll: { initial_delay_s: 15, interval_s: 5, max_interval_s: 60, max_age_s: 7200, callback_grace_s: 600 },
+      rate_limit: { submit_per_min: 300, status_per_min: 3000 },
+    });
+  });
+
+  it('poll-only and signed kinds get their own defaults', () => {
+    const path = withFile({
+      providers: {
+        vg: { kind: 'video-generations', base_url: 'https://a.example', api_key: 'k' },
+        ta: { kind: 'toapis', base_url: 'https://b.example', api_key: 'k' },
+      },
+    });
+    const c = loadConfig({ RELAY_CONFIG: path });
+    expect(c.providers.get('vg')).toMatchObject({ callbacks: false, verify_by_fetch: false });
+    expect(c.providers.get('ta')).toMatchObject({ callbacks: true, verify_by_fetch: false });
+  });
+
+  it.each([
+    ['{not json', /not valid JSON/],
+    [{ providers: { a: { kind: 'nope', base_url: 'https://a', api_key: 'k' } } }, /providers\.a\.kind/],
+    [{ providers: { a: { kind: 'aivideoapi', api_key: 'k' } } }, /providers\.a\.base_url/],
+    [{ providers: { a: { kind: 'aivideoapi', base_url: 'https://a', api_key: 'k', typo: 1 } } }, /typo/],
+    [{ providers: { 'Bad Name': { kind: 'aivideoapi', base_url: 'https://a', api_key: 'k' } } }, /provider names/],
+    [{ delivery: { timeout_s: -1 } }, /delivery\.timeout_s/],
+    [{ providers: { a: { kind: 'aivideoapi', base_url: 'https://a', api_key: '${MISSING}' } } }, /MISSING/],
+  ])('a bad config file is refused with the field named: %#', (json, message) => {
+    const path = withFile(json);
+    expect(() => loadConfig({ RELAY_CONFIG: path })).toThrow(message);
+  });
+});
