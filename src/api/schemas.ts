@@ -1,12 +1,9 @@
 import { z } from '@hono/zod-openapi';
 import { jobStatuses } from '../jobs/states.js';
 
-export const JobId = z.string().min(1).max(64).openapi({ param: { name: 'id', in: 'path' }, example: 'job_01jd2x…' });
+export { MetadataSchema as Metadata } from '../jobs/request.js';
 
-export const Metadata = z
-  .record(z.string().min(1).max(100), z.string().max(1000))
-  .refine((m) => Object.keys(m).length <= 50, 'at most 50 metadata keys')
-  .openapi({ example: { order_id: 'A-17' } });
+export const JobId = z.string().min(1).max(64).openapi({ param: { name: 'id', in: 'path' }, example: 'job_01jd2x…' });
 
 export const JobErrorSchema = z.object({
   code: z.string(),
