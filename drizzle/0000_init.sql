@@ -16,6 +16,7 @@ CREATE TABLE "callback_receipts" (
 	"job_id" text,
 	"claimed_job_id" text,
 	"route" text NOT NULL,
+	"delivery_id" text,
 	"verdict" text NOT NULL,
 	"reason" text,
 	"headers" jsonb NOT NULL,
@@ -48,6 +49,14 @@ CREATE TABLE "jobs" (
 	"error" jsonb,
 	"metadata" jsonb DEFAULT '{}'::jsonb NOT NULL,
 	"notify_url" text,
+	"idempotency_key" text,
+	"idempotency_owner" text,
+	"request_hash" text,
+	"due_at" timestamp with time zone,
+	"lease_until" timestamp with time zone,
+	"attempts" integer DEFAULT 0 NOT NULL,
+	"submit_in_flight_since" timestamp with time zone,
+	"last_error" jsonb,
 	"event_seq" integer DEFAULT 0 NOT NULL,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"submitted_at" timestamp with time zone,
@@ -64,6 +73,10 @@ ALTER TABLE "callback_receipts" ADD CONSTRAINT "callback_receipts_job_id_jobs_id
 ALTER TABLE "job_events" ADD CONSTRAINT "job_events_job_id_jobs_id_fk" FOREIGN KEY ("job_id") REFERENCES "public"."jobs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "callback_receipts_job_idx" ON "callback_receipts" USING btree ("job_id","id");--> statement-breakpoint
 CREATE INDEX "callback_receipts_received_idx" ON "callback_receipts" USING btree ("received_at");--> statement-breakpoint
+CREATE INDEX "callback_receipts_delivery_idx" ON "callback_receipts" USING btree ("provider","delivery_id") WHERE "callback_receipts"."delivery_id" is not null;--> statement-breakpoint
+CREATE INDEX "callback_receipts_rejected_idx" ON "callback_receipts" USING btree ("id") WHERE "callback_receipts"."job_id" is null;--> statement-breakpoint
 CREATE UNIQUE INDEX "job_events_job_seq_uq" ON "job_events" USING btree ("job_id","sequence");--> statement-breakpoint
 CREATE UNIQUE INDEX "jobs_provider_task_uq" ON "jobs" USING btree ("provider","provider_task_id") WHERE "jobs"."provider_task_id" is not null;--> statement-breakpoint
-CREATE INDEX "jobs_created_idx" ON "jobs" USING btree ("created_at","id");
+CREATE INDEX "jobs_created_idx" ON "jobs" USING btree ("created_at","id");--> statement-breakpoint
+CREATE UNIQUE INDEX "jobs_idempotency_uq" ON "jobs" USING btree ("idempotency_owner","idempotency_key") WHERE "jobs"."idempotency_key" is not null;--> statement-breakpoint
+CREATE INDEX "jobs_due_idx" ON "jobs" USING btree ("due_at") WHERE "jobs"."due_at" is not null;

@@ -90,7 +90,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
 
   registerHealthRoutes(app, opts.isMigrated ?? (() => true));
-  registerCallbackRoutes(app, (c) => ({ ...deps, rejections, log: c.var.log }));
+  registerCallbackRoutes(app, (c) => ({ ...deps, publicBaseUrl: deps.config.publicBaseUrl, rejections, log: c.var.log }));
   registerJobRoutes(app);
   registerProviderRoutes(app);
 

@@ -7,8 +7,8 @@ export type ProviderKind = (typeof providerKinds)[number];
 
 /** Kinds that call back a `callback_url`; the others are polled. */
 const callbackKinds: ReadonlySet<ProviderKind> = new Set(['aivideoapi', 'toapis']);
-/** Kinds whose callbacks carry no signature, so a terminal claim is confirmed by fetching it back. */
-const unsignedKinds: ReadonlySet<ProviderKind> = new Set(['aivideoapi']);
+/** Kinds whose callbacks can be signed (with `webhook_secret`); openai-videos sends any only when one is set. */
+const signingKinds: ReadonlySet<ProviderKind> = new Set(['toapis', 'openai-videos']);
 
 const pollSchema = z
   .object({
@@ -40,11 +40,15 @@ const providerSchema = z
     timeout_s: z.number().positive().max(600).default(30),
   })
   .strict()
-  .transform((p) => ({
-    ...p,
-    callbacks: p.callbacks ?? callbackKinds.has(p.kind),
-    verify_by_fetch: p.verify_by_fetch ?? unsignedKinds.has(p.kind),
-  }));
+  .transform((p) => {
+    const signed = signingKinds.has(p.kind) && p.webhook_secret !== null;
+    return {
+      ...p,
+      callbacks: p.callbacks ?? (callbackKinds.has(p.kind) || signed),
+      // A callback the relay cannot check by signature is confirmed with the provider before it counts.
+      verify_by_fetch: p.verify_by_fetch ?? !signed,
+    };
+  });
 
 const deliverySchema = z
   .object({

@@ -1,8 +1,13 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../context.js';
 import type { EventRow, ReceiptRow } from '../db/schema.js';
+import { streamJobContent } from '../jobs/content.js';
+import { createJob } from '../jobs/create.js';
 import { getJob, listJobEvents, listJobReceipts } from '../jobs/queries.js';
+import { refreshJob } from '../jobs/refresh.js';
+import { JobRequestSchema } from '../jobs/request.js';
 import { trackJob } from '../jobs/track.js';
+
 import { jobView } from '../jobs/view.js';
 import { errorResponse, protectedRoute } from './openapi.js';
 import { CallbackReceipt, Job, JobEvent, JobId, Metadata, page, PageQuery } from './schemas.js';
@@ -21,6 +26,59 @@ const TrackJobBody = z
 const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({
   content: { 'application/json': { schema } },
   description,
+});
+
+const IdempotencyKey = z
+  .string()
+  .min(1)
+  .max(200)
+  .optional()
+  .openapi({ param: { name: 'idempotency-key', in: 'header' }, description: 'Repeat a submission safely: the same key returns the first job.' });
+
+const submitRoute = protectedRoute('jobs:write', {
+  method: 'post',
+  path: '/v1/jobs',
+  summary: 'Submit a job to a provider',
+  description:
+    "Validated against the provider's documented rules (a violation is a 400 naming the field and the rule, and the provider " +
+    'is never called), then queued; the relay submits it in the background with a callback URL pointing back at itself.',
+  tags: ['jobs'],
+  request: {
+    headers: z.object({ 'idempotency-key': IdempotencyKey }),
+    body: { content: { 'application/json': { schema: JobRequestSchema } }, required: true },
+  },
+  responses: {
+    202: json(Job, 'The job, `queued` (or, for a repeated Idempotency-Key, the first job as it is now).'),
+    409: errorResponse('The Idempotency-Key was used for a different request.'),
+  },
+});
+
+const refreshRoute = protectedRoute('jobs:write', {
+  method: 'post',
+  path: '/v1/jobs/{id}/refresh',
+  summary: "Fetch the job's status from the provider now",
+  tags: ['jobs'],
+  request: { params: z.object({ id: JobId }) },
+  responses: {
+    200: json(Job, 'The job after applying what the provider said.'),
+    404: errorResponse('No such job.'),
+    409: errorResponse('The job is not at the provider yet.'),
+  },
+});
+
+const contentRoute = protectedRoute('jobs:read', {
+  method: 'get',
+  path: '/v1/jobs/{id}/content',
+  summary: "The job's video, streamed from a provider that needs its key to download",
+  description: '`Range` requests are passed through to the provider.',
+  tags: ['jobs'],
+  request: { params: z.object({ id: JobId }) },
+  responses: {
+    200: { content: { 'video/mp4': { schema: z.string().openapi({ format: 'binary' }) } }, description: 'The video.' },
+    206: { content: { 'video/mp4': { schema: z.string().openapi({ format: 'binary' }) } }, description: 'Part of the video.' },
+    404: errorResponse('No such job, or its provider serves videos directly.'),
+    409: errorResponse('The job has no video (not succeeded).'),
+  },
 });
 
 const trackRoute = protectedRoute('jobs:write', {
@@ -99,6 +157,26 @@ export function receiptView(r: ReceiptRow) {
 }
 
 export function registerJobRoutes(app: OpenAPIHono<AppEnv>) {
+  app.openapi(submitRoute, async (c) => {
+    const key = c.req.valid('header')['idempotency-key'];
+    const { deps, principal } = c.var;
+    const { job, replayed } = await createJob(
+      { db: deps.db, providers: deps.providers, notifier: deps.database.notifier },
+      c.req.valid('json'),
+      key ? { key, owner: principal.keyId } : null,
+    );
+    if (replayed) c.header('idempotent-replayed', 'true');
+    return c.json(jobView(job), 202);
+  });
+  app.openapi(refreshRoute, async (c) => {
+    const { deps } = c.var;
+    const job = await refreshJob({ ...deps, publicBaseUrl: deps.config.publicBaseUrl }, c.req.valid('param').id);
+    return c.json(jobView(job), 200);
+  });
+  app.openapi(contentRoute, async (c) => {
+    // A streamed body passed through as-is; the typed JSON responses do not describe it.
+    return (await streamJobContent(c.var.deps, c.req.valid('param').id, c.req.header('range'))) as never;
+  });
   app.openapi(trackRoute, async (c) => {
     const job = await trackJob(c.var.deps, c.req.valid('json'));
     return c.json(jobView(job), 201);

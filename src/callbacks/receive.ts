@@ -1,12 +1,18 @@
-import { and, eq } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
+import { and, eq, isNotNull, isNull, ne } from 'drizzle-orm';
+import type { Db, Tx } from '../db/client.js';
 import { callbackReceipts, type JobRow, jobs, type ReceiptVerdict } from '../db/schema.js';
 import { AppError } from '../errors.js';
+import { relayContentUrl } from '../jobs/content.js';
 import { isTerminal, type Observation } from '../jobs/states.js';
 import { applyObservation } from '../jobs/transition.js';
 import type { Logger } from '../ops/logger.js';
 import type { Providers } from '../providers/index.js';
-import { MalformedPayloadError, ProviderCallError, type ProviderAdapter } from '../providers/types.js';
+import {
+  MalformedPayloadError,
+  type ParsedCallback,
+  ProviderCallError,
+  type ProviderAdapter,
+} from '../providers/types.js';
 import { isJsonContentType, MAX_CALLBACK_BYTES, parseJsonObject, readBodyLimited } from './body.js';
 import type { RejectedVerdict, RejectionRecorder } from './rejections.js';
 import { jobCallbackToken, providerCallbackToken, secretsEqual } from './tokens.js';
@@ -15,6 +21,7 @@ export interface CallbackContext {
   db: Db;
   providers: Providers;
   secret: string;
+  publicBaseUrl: string;
   rejections: RejectionRecorder;
   log: Logger;
 }
@@ -40,9 +47,14 @@ function selectHeaders(req: Request, names: readonly string[]): Record<string, s
   const out: Record<string, string> = {};
   for (const name of names) {
     const v = req.headers.get(name);
-    if (v !== null) out[name] = v.slice(0, HEADER_VALUE_MAX);
+    if (v !== null) out[name] = v;
   }
   return out;
+}
+
+/** Headers as stored: only the adapter's list, each value cut short. */
+function storedHeaders(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, v.slice(0, HEADER_VALUE_MAX)]));
 }
 
 /** A rejection both answered (by the thrown AppError) and recorded. */
@@ -84,8 +96,16 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
     if (!secretsEqual(cb.token, expected)) reject('unauthorized', 'unauthorized', 'invalid callback token');
 
     let parsed;
+    let deliveryId: string | null = null;
     try {
-      parsed = adapter.parseCallback({ headers, raw, body: parseJsonObject(raw) });
+      const request = { headers, raw, body: parseJsonObject(raw) };
+      if (adapter.signedCallbacks) {
+        // Signed providers: the signature over the raw bytes is checked before anything is read from them.
+        const check = adapter.verifyCallback?.(request, new Date()) ?? { ok: false, reason: 'no verifier' };
+        if (!check.ok) reject('unauthorized', 'unauthorized', `invalid signature: ${check.reason}`);
+      }
+      parsed = adapter.parseCallback(request);
+      deliveryId = adapter.callbackDeliveryId?.(request)?.slice(0, 200) || null;
     } catch (err) {
       if (err instanceof MalformedPayloadError || err instanceof AppError) reject('malformed', 'invalid_request', err.message);
       throw err;
@@ -97,8 +117,24 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
       reject('malformed', 'invalid_request', `callback is about task ${parsed.taskId}, but this job tracks ${job.providerTaskId}`);
     }
 
-    const { observation, verdictOverride, reason } = await confirm(adapter, job, parsed.observation, ctx.log);
-    return await store(ctx.db, { cb, route, headers, raw, job, observation, verdictOverride, reason });
+    // A callback can beat the submit answer: its job then has no task id yet, and the callback's
+    // (its per-job token proves where it came from) is the one to use and keep.
+    const taskId = job.providerTaskId ?? parsed.taskId;
+    if (!taskId) reject('malformed', 'invalid_request', 'callback names no task id');
+    const { observation, verdictOverride, reason } = await confirm(adapter, job, taskId, parsed, ctx.log);
+    return await store(ctx.db, {
+      cb,
+      route,
+      headers: storedHeaders(headers),
+      raw,
+      job,
+      observation,
+      verdictOverride,
+      reason,
+      deliveryId,
+      learnedTaskId: job.providerTaskId ? null : taskId,
+      contentUrl: relayContentUrl(adapter, ctx.publicBaseUrl, job.id),
+    });
   } catch (err) {
     if (err instanceof Rejected) {
       await ctx.rejections.record({
@@ -107,7 +143,7 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
         verdict: err.verdict,
         reason: err.message,
         claimedJobId: cb.jobId,
-        headers,
+        headers: storedHeaders(headers),
         raw,
         sourceAddress: cb.sourceAddress,
       });
@@ -142,33 +178,61 @@ interface Confirmed {
 }
 
 /**
- * For providers whose callbacks are unsigned, a terminal claim is only believed once the provider's
- * own status endpoint says the same; the endpoint's answer is what gets applied. If the endpoint
- * cannot be reached the callback is refused with 503 (after being stored) so the provider retries.
+ * What to apply for a callback. Signed callbacks are believed. A thin one (it only names the task)
+ * is answered by fetching the task. For unsigned providers a terminal claim is only believed once
+ * the provider's own status endpoint says the same, and the endpoint's answer is what gets applied.
+ * If the provider cannot be asked, the callback is stored as `unverifiable` and answered 503 so the
+ * provider retries.
  */
-async function confirm(adapter: ProviderAdapter, job: JobRow, claimed: Observation | null, log: Logger): Promise<Confirmed> {
-  if (!claimed) return { observation: null, verdictOverride: 'ignored', reason: 'status the relay does not act on' };
-  if (adapter.signedCallbacks || !adapter.config.verify_by_fetch || !isTerminal(claimed.status)) {
-    return { observation: claimed };
+async function confirm(
+  adapter: ProviderAdapter,
+  job: JobRow,
+  taskId: string,
+  parsed: ParsedCallback,
+  log: Logger,
+): Promise<Confirmed> {
+  const claimed = parsed.observation;
+  const mustFetch =
+    parsed.thin ||
+    (claimed !== null && !adapter.signedCallbacks && adapter.config.verify_by_fetch && isTerminal(claimed.status));
+  if (!mustFetch) {
+    return claimed ? { observation: claimed } : { observation: null, verdictOverride: 'ignored', reason: 'status the relay does not act on' };
   }
   let fetched: Observation | null;
   try {
-    fetched = await adapter.fetchStatus(job.providerTaskId!);
+    fetched = await adapter.fetchStatus(taskId);
   } catch (err) {
     const failure = err instanceof ProviderCallError ? err.failure : undefined;
-    log.warn({ err, jobId: job.id }, 'could not confirm a callback with the provider');
+    log.warn({ err, jobId: job.id }, 'could not fetch the task a callback is about');
     return {
       observation: null,
       verdictOverride: 'unverifiable',
       reason: `status fetch failed: ${failure ? `${failure.code}: ${failure.message}` : String(err)}`.slice(0, 500),
     };
   }
-  if (fetched?.status === claimed.status) return { observation: fetched };
+  if (parsed.thin || fetched?.status === claimed?.status) return { observation: fetched };
   return {
     observation: fetched,
     verdictOverride: 'contradicted',
-    reason: `callback claimed "${claimed.status}" but the provider's status endpoint says "${fetched?.status ?? 'an unknown status'}"`,
+    reason: `callback claimed "${claimed?.status}" but the provider's status endpoint says "${fetched?.status ?? 'an unknown status'}"`,
   };
+}
+
+/** Whether this provider delivery id was already stored with a job (and not merely as unverifiable). */
+async function seenDelivery(tx: Tx, provider: string, deliveryId: string): Promise<boolean> {
+  const [row] = await tx
+    .select({ id: callbackReceipts.id })
+    .from(callbackReceipts)
+    .where(
+      and(
+        eq(callbackReceipts.provider, provider),
+        eq(callbackReceipts.deliveryId, deliveryId),
+        isNotNull(callbackReceipts.jobId),
+        ne(callbackReceipts.verdict, 'unverifiable'),
+      ),
+    )
+    .limit(1);
+  return row !== undefined;
 }
 
 const verdictOf = { advance: 'applied', progress: 'updated', duplicate: 'duplicate', stale: 'stale' } as const;
@@ -184,13 +248,23 @@ async function store(
     observation: Observation | null;
     verdictOverride?: ReceiptVerdict | undefined;
     reason?: string | undefined;
+    deliveryId: string | null;
+    contentUrl: string | undefined;
+    learnedTaskId: string | null;
   },
 ): Promise<CallbackOutcome> {
   const outcome = await db.transaction(async (tx) => {
     let verdict = s.verdictOverride;
     let status = s.job.status;
-    if (s.observation) {
-      const result = await applyObservation(tx, s.job.id, s.observation);
+    if (s.learnedTaskId) {
+      await tx
+        .update(jobs)
+        .set({ providerTaskId: s.learnedTaskId })
+        .where(and(eq(jobs.id, s.job.id), isNull(jobs.providerTaskId)));
+    }
+    if (s.deliveryId && (await seenDelivery(tx, s.cb.provider, s.deliveryId))) verdict = 'duplicate';
+    else if (s.observation) {
+      const result = await applyObservation(tx, s.job.id, s.observation, { contentUrl: s.contentUrl });
       verdict ??= verdictOf[result.decision.kind];
       status = result.job.status;
     }
@@ -198,6 +272,7 @@ async function store(
       provider: s.cb.provider,
       jobId: s.job.id,
       route: s.route,
+      deliveryId: s.deliveryId,
       verdict: verdict ?? 'ignored',
       reason: s.reason ?? null,
       headers: s.headers,

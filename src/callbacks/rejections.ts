@@ -1,4 +1,4 @@
-import { and, inArray, lt, sql } from 'drizzle-orm';
+import { and, isNull, lt, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { callbackReceipts, type ReceiptVerdict } from '../db/schema.js';
 import type { Logger } from '../ops/logger.js';
@@ -89,7 +89,8 @@ export class RejectionRecorder {
   }
 
   async trim(): Promise<void> {
-    const rejected = inArray(callbackReceipts.verdict, [...rejectedVerdicts]);
+    // Rejected samples are the receipts with no job (accepted ones always have one).
+    const rejected = isNull(callbackReceipts.jobId);
     const [cutoff] = await this.db
       .select({ id: callbackReceipts.id })
       .from(callbackReceipts)

@@ -6,6 +6,7 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { acquireDataDirLock } from './lock.js';
+import { localNotifier, type Notifier, postgresNotifier } from './notify.js';
 import * as schema from './schema.js';
 
 export type Schema = typeof schema;
@@ -18,6 +19,7 @@ export type Executor = Db | Tx;
 export interface Database {
   db: Db;
   kind: 'pglite' | 'postgres';
+  notifier: Notifier;
   /** Runs `fn` while this process holds a session-level advisory lock (other processes wait for it). */
   withAdvisoryLock<T>(key: number, fn: (db: Db) => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -43,9 +45,12 @@ function openPostgres(url: string, max: number): Database {
     onnotice: () => {},
   });
   const db = drizzlePostgres({ client, schema }) as unknown as Db;
+  // LISTEN holds a connection of its own; a failure only costs promptness, never correctness.
+  const notifier = postgresNotifier(client, () => {});
   return {
     db,
     kind: 'postgres',
+    notifier,
     async withAdvisoryLock(key, fn) {
       const conn = await client.reserve();
       try {
@@ -59,7 +64,10 @@ function openPostgres(url: string, max: number): Database {
         conn.release();
       }
     },
-    close: () => client.end({ timeout: 5 }),
+    async close() {
+      await notifier.close();
+      await client.end({ timeout: 5 });
+    },
   };
 }
 
@@ -78,13 +86,16 @@ async function openPglite(dataDir: string): Promise<Database> {
     throw err;
   }
   const db = drizzlePglite({ client, schema }) as unknown as Db;
+  const notifier = localNotifier();
   return {
     db,
     kind: 'pglite',
+    notifier,
     // One process owns a PGlite directory (the lock file sees to that), and PGlite has one
     // connection, so an advisory lock would guard against nobody.
     withAdvisoryLock: (_key, fn) => fn(db),
     async close() {
+      await notifier.close();
       try {
         if (!client.closed) await client.close();
       } finally {

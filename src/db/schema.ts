@@ -65,6 +65,23 @@ export const jobs = pgTable(
     error: jsonb('error').$type<JobError>(),
     metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),
     notifyUrl: text('notify_url'),
+    /** `Idempotency-Key` of the submission, scoped to the API key that sent it. */
+    idempotencyKey: text('idempotency_key'),
+    idempotencyOwner: text('idempotency_owner'),
+    /** SHA-256 of the submitted request, so a reused key with a different request is refused. */
+    requestHash: text('request_hash'),
+    /** When the job's next piece of background work (submission) is due; null when none is. */
+    dueAt: tstz('due_at'),
+    /** A worker holds the job until then; an expired lease may be claimed again. */
+    leaseUntil: tstz('lease_until'),
+    /** Submission attempts made so far. */
+    attempts: integer('attempts').notNull().default(0),
+    /**
+     * Set, and committed, before a submit request leaves; cleared when its outcome is recorded.
+     * A job found with it set after its lease expired may have reached the provider: it is never re-sent.
+     */
+    submitInFlightSince: tstz('submit_in_flight_since'),
+    lastError: jsonb('last_error').$type<JobError>(),
     /** The sequence number of the job's newest event; the next event takes this + 1. */
     eventSeq: integer('event_seq').notNull().default(0),
     createdAt: createdAt(),
@@ -77,6 +94,12 @@ export const jobs = pgTable(
       .on(t.provider, t.providerTaskId)
       .where(sql`${t.providerTaskId} is not null`),
     index('jobs_created_idx').on(t.createdAt, t.id),
+    uniqueIndex('jobs_idempotency_uq')
+      .on(t.idempotencyOwner, t.idempotencyKey)
+      .where(sql`${t.idempotencyKey} is not null`),
+    index('jobs_due_idx')
+      .on(t.dueAt)
+      .where(sql`${t.dueAt} is not null`),
   ],
 );
 
@@ -119,6 +142,8 @@ export const callbackReceipts = pgTable(
     /** For rejected requests: the job id the URL named, unverified. */
     claimedJobId: text('claimed_job_id'),
     route: text('route').$type<'job' | 'provider'>().notNull(),
+    /** The provider's id of this delivery (a webhook id), where it sends one: repeats are duplicates. */
+    deliveryId: text('delivery_id'),
     verdict: text('verdict').$type<ReceiptVerdict>().notNull(),
     reason: text('reason'),
     headers: jsonb('headers').$type<Record<string, string>>().notNull(),
@@ -131,6 +156,12 @@ export const callbackReceipts = pgTable(
   (t) => [
     index('callback_receipts_job_idx').on(t.jobId, t.id),
     index('callback_receipts_received_idx').on(t.receivedAt),
+    index('callback_receipts_delivery_idx')
+      .on(t.provider, t.deliveryId)
+      .where(sql`${t.deliveryId} is not null`),
+    index('callback_receipts_rejected_idx')
+      .on(t.id)
+      .where(sql`${t.jobId} is null`),
   ],
 );
 

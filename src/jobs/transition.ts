@@ -22,7 +22,20 @@ export class JobNotFoundError extends Error {
  * status changes. It locks the job row, asks `decide`, and on a move updates the job and appends
  * the `job.*` event with the next per-job sequence. Duplicates and stale observations change nothing.
  */
-export async function applyObservation(tx: Tx, jobId: string, obs: Observation): Promise<TransitionResult> {
+export interface ApplyOptions {
+  /**
+   * For providers whose videos need their key to download: the relay's own content URL, which
+   * replaces the provider's URLs in the job's result.
+   */
+  contentUrl?: string | undefined;
+}
+
+export async function applyObservation(
+  tx: Tx,
+  jobId: string,
+  obs: Observation,
+  opts: ApplyOptions = {},
+): Promise<TransitionResult> {
   const [current] = await tx.select().from(jobs).where(eq(jobs.id, jobId)).for('update');
   if (!current) throw new JobNotFoundError(`job ${jobId} not found`);
 
@@ -51,7 +64,7 @@ export async function applyObservation(tx: Tx, jobId: string, obs: Observation):
   if (!current.submittedAt && to !== 'expired' && to !== 'canceled') patch.submittedAt = now;
   if (terminal) patch.completedAt = now;
   if (to === 'succeeded') {
-    patch.result = jsonbSafe({ video_urls: obs.videoUrls ?? [], raw: obs.raw ?? null });
+    patch.result = jsonbSafe({ video_urls: opts.contentUrl ? [opts.contentUrl] : (obs.videoUrls ?? []), raw: obs.raw ?? null });
     patch.error = null;
   }
   if (to === 'failed' || to === 'canceled' || to === 'expired') {

@@ -1,5 +1,8 @@
 import type { ProviderConfig } from '../config.js';
 import { createAivideoapiAdapter } from './aivideoapi.js';
+import { createOpenaiVideosAdapter } from './openai-videos.js';
+import { createToapisAdapter } from './toapis.js';
+import { createVideoGenerationsAdapter } from './video-generations.js';
 import type { FetchFn } from './http.js';
 import type { ProviderAdapter } from './types.js';
 
@@ -8,18 +11,16 @@ export type { ProviderAdapter } from './types.js';
 /** The configured providers by name, each behind its kind's adapter. */
 export type Providers = ReadonlyMap<string, ProviderAdapter>;
 
-export class UnsupportedKindError extends Error {
-  override name = 'UnsupportedKindError';
-}
-
 export function createAdapter(config: ProviderConfig, fetchFn: FetchFn = fetch): ProviderAdapter {
   switch (config.kind) {
     case 'aivideoapi':
       return createAivideoapiAdapter(config, fetchFn);
-    default:
-      throw new UnsupportedKindError(
-        `provider "${config.name}": kind "${config.kind}" is not implemented yet in this version of the relay`,
-      );
+    case 'toapis':
+      return createToapisAdapter(config, fetchFn);
+    case 'video-generations':
+      return createVideoGenerationsAdapter(config, fetchFn);
+    case 'openai-videos':
+      return createOpenaiVideosAdapter(config, fetchFn);
   }
 }
 

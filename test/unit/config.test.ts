@@ -57,8 +57,20 @@ describe('configuration', () => {
       },
     });
     const c = loadConfig({ RELAY_CONFIG: path });
-    expect(c.providers.get('vg')).toMatchObject({ callbacks: false, verify_by_fetch: false });
-    expect(c.providers.get('ta')).toMatchObject({ callbacks: true, verify_by_fetch: false });
+    expect(c.providers.get('vg')).toMatchObject({ callbacks: false, verify_by_fetch: true });
+    // Without its webhook secret a toapis callback cannot be checked, so it is confirmed by fetch.
+    expect(c.providers.get('ta')).toMatchObject({ callbacks: true, verify_by_fetch: true });
+    const signed = withFile({
+      providers: {
+        ta: { kind: 'toapis', base_url: 'https://b.example', api_key: 'k', webhook_secret: 's3cret' },
+        ov: { kind: 'openai-videos', base_url: 'https://c.example', api_key: 'k', webhook_secret: 'whsec_MTIz' },
+        ov2: { kind: 'openai-videos', base_url: 'https://c.example', api_key: 'k' },
+      },
+    });
+    const s = loadConfig({ RELAY_CONFIG: signed });
+    expect(s.providers.get('ta')).toMatchObject({ callbacks: true, verify_by_fetch: false });
+    expect(s.providers.get('ov')).toMatchObject({ callbacks: true, verify_by_fetch: false });
+    expect(s.providers.get('ov2')).toMatchObject({ callbacks: false });
   });
 
   it.each([

@@ -1,0 +1,210 @@
+import { and, asc, eq, inArray, isNull, lte, or, sql } from 'drizzle-orm';
+import { jobCallbackUrl } from '../callbacks/tokens.js';
+import type { Db } from '../db/client.js';
+import type { Notifier } from '../db/notify.js';
+import { type JobError, type JobRow, jobs } from '../db/schema.js';
+import type { Logger } from '../ops/logger.js';
+import type { Providers } from '../providers/index.js';
+import { TokenBucket } from '../providers/rate-limit.js';
+import { MalformedPayloadError, ProviderCallError, type SubmitResult } from '../providers/types.js';
+import { MAX_SUBMIT_ATTEMPTS, retryDelayMs } from './backoff.js';
+import { relayContentUrl } from './content.js';
+import { jobRequestOf } from './create.js';
+import { startLoop, type Loop } from './loop.js';
+import { applyObservation } from './transition.js';
+
+export interface SubmitContext {
+  db: Db;
+  providers: Providers;
+  notifier: Notifier;
+  secret: string;
+  publicBaseUrl: string;
+  log: Logger;
+}
+
+export interface SubmitWorkerOptions {
+  batchSize?: number;
+  /** How long a claim holds a job; past it, another worker may take the job (and will not re-send it). */
+  leaseMs?: number;
+  idleMs?: number;
+}
+
+/**
+ * Claims due queued jobs with `FOR UPDATE SKIP LOCKED`, so two replicas never take the same one.
+ * Each claim bumps `attempts`, which doubles as the claim's fencing token (see `markInFlight`).
+ */
+export async function claimDueSubmissions(db: Db, limit: number, leaseMs: number): Promise<JobRow[]> {
+  return db.transaction(async (tx) => {
+    const due = await tx
+      .select()
+      .from(jobs)
+      .where(
+        and(
+          eq(jobs.status, 'queued'),
+          lte(jobs.dueAt, sql`now()`),
+          or(isNull(jobs.leaseUntil), lte(jobs.leaseUntil, sql`now()`)),
+        ),
+      )
+      .orderBy(asc(jobs.dueAt))
+      .limit(limit)
+      .for('update', { skipLocked: true });
+    if (!due.length) return [];
+    await tx
+      .update(jobs)
+      .set({
+        leaseUntil: sql`now() + ${`${leaseMs} milliseconds`}::interval`,
+        attempts: sql`${jobs.attempts} + 1`,
+      })
+      .where(
+        inArray(
+          jobs.id,
+          due.map((j) => j.id),
+        ),
+      );
+    return due.map((j) => ({ ...j, attempts: j.attempts + 1 }));
+  });
+}
+
+/**
+ * Commits "a request is about to leave" just before it does. Only the holder of the newest claim
+ * (same `attempts`) may do so; a worker whose lease ran out meanwhile finds nothing and sends nothing.
+ */
+async function markInFlight(db: Db, job: JobRow, leaseMs: number): Promise<boolean> {
+  const rows = await db
+    .update(jobs)
+    .set({ submitInFlightSince: sql`now()`, leaseUntil: sql`now() + ${`${leaseMs} milliseconds`}::interval` })
+    .where(and(eq(jobs.id, job.id), eq(jobs.attempts, job.attempts), eq(jobs.status, 'queued'), isNull(jobs.submitInFlightSince)))
+    .returning({ id: jobs.id });
+  return rows.length === 1;
+}
+
+function relayError(code: string, message: string): JobError {
+  return { code, message, source: 'relay' };
+}
+
+/** Marks a queued job failed through the one transition, releasing its claim. */
+async function failSubmission(db: Db, jobId: string, error: JobError) {
+  await db.transaction(async (tx) => {
+    await tx
+      .update(jobs)
+      .set({ dueAt: null, leaseUntil: null, submitInFlightSince: null, lastError: error })
+      .where(eq(jobs.id, jobId));
+    await applyObservation(tx, jobId, { status: 'failed', error });
+  });
+}
+
+/** Puts a job back in the queue after a failure that proves the request did not take effect. */
+async function retryLater(db: Db, jobId: string, delayMs: number, error: JobError) {
+  await db
+    .update(jobs)
+    .set({
+      dueAt: sql`now() + ${`${delayMs} milliseconds`}::interval`,
+      leaseUntil: null,
+      submitInFlightSince: null,
+      lastError: error,
+    })
+    .where(eq(jobs.id, jobId));
+}
+
+async function recordAccepted(ctx: SubmitContext, job: JobRow, result: SubmitResult) {
+  const adapter = ctx.providers.get(job.provider)!;
+  await ctx.db.transaction(async (tx) => {
+    await tx
+      .update(jobs)
+      .set({ providerTaskId: result.taskId, dueAt: null, leaseUntil: null, submitInFlightSince: null, lastError: null })
+      .where(eq(jobs.id, job.id));
+    await applyObservation(tx, job.id, result.observation ?? { status: 'submitted' }, {
+      contentUrl: relayContentUrl(adapter, ctx.publicBaseUrl, job.id),
+    });
+  });
+}
+
+/**
+ * Sends one claimed job to its provider and records what happened (SPEC "Money safety"): accepted →
+ * `submitted`; 429 / 5xx / refused → queued again with backoff (the provider's `Retry-After` first);
+ * any other answer → `failed` with the provider's code and message; no answer after sending →
+ * `failed` with `submission_unknown`, never re-sent.
+ */
+export async function submitClaimed(
+  ctx: SubmitContext,
+  job: JobRow,
+  limiters: Map<string, TokenBucket>,
+  leaseMs: number,
+): Promise<void> {
+  const adapter = ctx.providers.get(job.provider);
+  if (!adapter) return failSubmission(ctx.db, job.id, relayError('provider_not_configured', `provider "${job.provider}" is no longer configured`));
+  if (job.submitInFlightSince) {
+    return failSubmission(
+      ctx.db,
+      job.id,
+      relayError(
+        'submission_unknown',
+        `an earlier submission attempt (started ${job.submitInFlightSince.toISOString()}) ended without a recorded answer; ` +
+          'it may have reached the provider, so it is not sent again',
+      ),
+    );
+  }
+
+  let limiter = limiters.get(job.provider);
+  if (!limiter) limiters.set(job.provider, (limiter = new TokenBucket(adapter.config.rate_limit.submit_per_min)));
+  await limiter.take();
+
+  if (!(await markInFlight(ctx.db, job, leaseMs))) return;
+
+  const callbackUrl = adapter.config.callbacks ? jobCallbackUrl(ctx.publicBaseUrl, ctx.secret, job.provider, job.id) : null;
+  let result: SubmitResult;
+  try {
+    result = await adapter.submit(jobRequestOf(job), callbackUrl);
+  } catch (err) {
+    if (err instanceof ProviderCallError) {
+      const f = err.failure;
+      const error: JobError = { code: f.code, message: f.message, source: 'provider' };
+      if (f.ambiguous) {
+        return failSubmission(ctx.db, job.id, relayError('submission_unknown', `${f.message}; the request may have reached the provider, so it is not sent again`));
+      }
+      if (f.status === 429 && f.retryAfterMs !== undefined) limiter.pauseUntil(Date.now() + f.retryAfterMs);
+      if (f.retryable && job.attempts < MAX_SUBMIT_ATTEMPTS) {
+        const delay = retryDelayMs(job.attempts, f.retryAfterMs);
+        ctx.log.info({ jobId: job.id, provider: job.provider, code: f.code, attempt: job.attempts, delay_ms: delay }, 'submission will be retried');
+        return retryLater(ctx.db, job.id, delay, error);
+      }
+      return failSubmission(ctx.db, job.id, error);
+    }
+    // A 2xx we could not read, or a bug: the provider may have the job, so it is not sent again.
+    const message = err instanceof MalformedPayloadError ? `the provider's answer could not be read: ${err.message}` : String(err);
+    ctx.log.error({ err, jobId: job.id }, 'submission outcome unknown');
+    return failSubmission(ctx.db, job.id, relayError('submission_unknown', message));
+  }
+  await recordAccepted(ctx, job, result);
+  ctx.log.info({ jobId: job.id, provider: job.provider, taskId: result.taskId }, 'submitted');
+}
+
+/** The background loop that moves `queued` jobs to the provider. */
+export function startSubmitWorker(ctx: SubmitContext, opts: SubmitWorkerOptions = {}): Loop & { runOnce(): Promise<number> } {
+  const batchSize = opts.batchSize ?? 10;
+  const limiters = new Map<string, TokenBucket>();
+  const runOnce = async () => {
+    const timeoutMs = Math.max(...[...ctx.providers.values()].map((a) => a.config.timeout_s * 1000), 30_000);
+    const leaseMs = opts.leaseMs ?? timeoutMs + 60_000;
+    const claimed = await claimDueSubmissions(ctx.db, batchSize, leaseMs);
+    await Promise.all(
+      claimed.map((job) =>
+        submitClaimed(ctx, job, limiters, leaseMs).catch((err) => {
+          // Recording failed (database down): the lease will expire and the in-flight mark turns
+          // the job into submission_unknown rather than a second send.
+          ctx.log.error({ err, jobId: job.id }, 'could not record a submission');
+        }),
+      ),
+    );
+    return claimed.length;
+  };
+  const loop = startLoop({
+    name: 'submit',
+    runOnce,
+    notifier: ctx.notifier,
+    channel: 'relay_jobs',
+    idleMs: opts.idleMs ?? 1000,
+    log: ctx.log,
+  });
+  return { ...loop, runOnce };
+}

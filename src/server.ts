@@ -1,0 +1,69 @@
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import { createApp } from './app.js';
+import { ensureBootstrapKey } from './auth/keys.js';
+import type { Config } from './config.js';
+import type { Deps } from './context.js';
+import { openDatabase } from './db/client.js';
+import { migrate } from './db/migrate.js';
+import { loadServerSecret } from './db/settings.js';
+import { startSubmitWorker } from './jobs/submit-worker.js';
+import type { Logger } from './ops/logger.js';
+import { createProviders } from './providers/index.js';
+
+export interface RunningRelay {
+  /** The address it listens on, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+  deps: Deps;
+  /** The admin key made on a first start with no key at all, to be shown once. */
+  bootstrapKey: string | null;
+  /** Stops accepting, lets in-flight requests and work finish, closes the database. */
+  stop(): Promise<void>;
+}
+
+/** Everything `npm start` runs: database, migrations, HTTP server and background workers. */
+export async function startRelay(config: Config, log: Logger): Promise<RunningRelay> {
+  const providers = createProviders(config.providers.values());
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  try {
+    await migrate(database);
+    const secret = await loadServerSecret(database.db, config.secret);
+    const bootstrapKey = await ensureBootstrapKey(database, config.adminKey);
+    const deps: Deps = { config, database, db: database.db, providers, secret, log };
+
+    const app = createApp(deps);
+    const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host });
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+    const { port } = server.address() as AddressInfo;
+    const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+
+    const submitWorker = startSubmitWorker({
+      db: database.db,
+      providers,
+      notifier: database.notifier,
+      secret,
+      publicBaseUrl: config.publicBaseUrl,
+      log,
+    });
+
+    return {
+      url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+      deps,
+      bootstrapKey,
+      async stop() {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Idle keep-alive connections would hold close() open; requests in flight finish first.
+        (server as import('node:http').Server).closeIdleConnections();
+        await closed;
+        await submitWorker.stop();
+        await database.close();
+      },
+    };
+  } catch (err) {
+    await database.close().catch(() => {});
+    throw err;
+  }
+}
