@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { and, count, eq, isNull } from 'drizzle-orm';
+import { and, count, desc, eq, isNull, sql } from 'drizzle-orm';
 import type { Database, Db } from '../db/client.js';
 import { apiKeys } from '../db/schema.js';
+import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import { secretsEqual } from '../callbacks/tokens.js';
 
@@ -33,6 +34,22 @@ export async function createApiKey(db: Db, input: { name: string; scopes: readon
     .values({ id: newId('key'), name: input.name, prefix: key.slice(0, 10), hash: hashKey(key), scopes: [...input.scopes] })
     .returning();
   return { key, row: row! };
+}
+
+/** Every stored key, revoked ones included, newest first. */
+export async function listApiKeys(db: Db) {
+  return db.select().from(apiKeys).orderBy(desc(apiKeys.createdAt), desc(apiKeys.id));
+}
+
+/** Revokes a key at once; revoking it again keeps the first revocation time. */
+export async function revokeApiKey(db: Db, id: string) {
+  const [row] = await db
+    .update(apiKeys)
+    .set({ revokedAt: sql`coalesce(${apiKeys.revokedAt}, now())` })
+    .where(eq(apiKeys.id, id))
+    .returning();
+  if (!row) throw new AppError('not_found', `API key ${id} not found`);
+  return row;
 }
 
 /** Finds who a bearer key belongs to: the RELAY_ADMIN_KEY, or a stored key that is not revoked. */

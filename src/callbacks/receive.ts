@@ -3,7 +3,7 @@ import type { Db, Tx } from '../db/client.js';
 import { callbackReceipts, type JobRow, jobs, type ReceiptVerdict } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { relayContentUrl } from '../jobs/content.js';
-import { isTerminal, type Observation } from '../jobs/states.js';
+import { decide, isTerminal, type Observation } from '../jobs/states.js';
 import { applyObservation } from '../jobs/transition.js';
 import type { Logger } from '../ops/logger.js';
 import type { Providers } from '../providers/index.js';
@@ -194,7 +194,12 @@ async function confirm(
   const claimed = parsed.observation;
   const mustFetch =
     parsed.thin ||
-    (claimed !== null && !adapter.signedCallbacks && adapter.config.verify_by_fetch && isTerminal(claimed.status));
+    (claimed !== null &&
+      !adapter.signedCallbacks &&
+      adapter.config.verify_by_fetch &&
+      isTerminal(claimed.status) &&
+      // A claim that could not move the job (a duplicate, a stale one) needs no confirming.
+      decide(job, claimed).kind === 'advance');
   if (!mustFetch) {
     return claimed ? { observation: claimed } : { observation: null, verdictOverride: 'ignored', reason: 'status the relay does not act on' };
   }
