@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type Emulator, startEmulator } from '../../src/emulators/index.js';
+import { jobCallbackToken } from '../../src/callbacks/tokens.js';
+import { type Emulator, signToapis, startEmulator } from '../../src/emulators/index.js';
+import { SECRET } from '../helpers/relay.js';
 import { createScratchDatabase, dbKind } from '../helpers/db.js';
 import { type RealRelay, startRealRelay } from '../helpers/real-relay.js';
 
@@ -94,6 +96,36 @@ describe(`submission through each provider kind (${dbKind})`, () => {
     const receipts = ((await (await relay.api('GET', `/v1/jobs/${job.id}/callbacks`)).json()) as { data: any[] }).data;
     expect(receipts.map((r) => r.verdict)).toEqual(['applied']);
     expect(receipts[0].headers['x-toapis-webhook-signature']).toMatch(/^v1=/);
+  });
+
+  it('toapis: a callback with a bad signature is refused with 401 even on the right URL', async () => {
+    ta.behaviour.callbacks = 'none';
+    const job = await submit({ provider: 'ta', prompt: 'forged' });
+    const submitted = await relay.waitFor(job.id, (j) => j.status !== 'queued');
+    const url = `${relay.url}/callbacks/ta/${job.id}/${jobCallbackToken(SECRET, 'ta', job.id)}`;
+    const body = JSON.stringify({
+      id: 'wh_forged',
+      type: 'generation.completed',
+      created_at: 1,
+      data: { task_id: submitted.provider_task_id, status: 'completed', result: { type: 'video', data: [{ url: 'https://evil.example/v.mp4' }] } },
+    });
+    const post = (secret: string, ts: number) =>
+      fetch(url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-toapis-webhook-id': 'wh_forged',
+          'x-toapis-webhook-timestamp': String(ts),
+          'x-toapis-webhook-signature': `v1=${signToapis(secret, 'wh_forged', ts, body)}`,
+        },
+        body,
+      });
+    const now = Math.floor(Date.now() / 1000);
+    expect((await post('not-the-secret', now)).status).toBe(401);
+    expect((await post(TOAPIS_SECRET, now - 600)).status).toBe(401);
+    expect(((await (await relay.api('GET', `/v1/jobs/${job.id}`)).json()) as any).status).toBe('submitted');
+    expect((await post(TOAPIS_SECRET, now)).status).toBe(200);
+    expect(((await (await relay.api('GET', `/v1/jobs/${job.id}`)).json()) as any).status).toBe('succeeded');
   });
 
   it('toapis: a duplicate callback (same webhook id) is stored but emits no second event', async () => {
