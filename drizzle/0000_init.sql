@@ -57,11 +57,26 @@ CREATE TABLE "jobs" (
 	"attempts" integer DEFAULT 0 NOT NULL,
 	"submit_in_flight_since" timestamp with time zone,
 	"last_error" jsonb,
+	"polls" integer DEFAULT 0 NOT NULL,
+	"poll_failures" integer DEFAULT 0 NOT NULL,
+	"not_found_count" integer DEFAULT 0 NOT NULL,
+	"progress_at" timestamp with time zone,
+	"progress_base" integer,
+	"progress_base_at" timestamp with time zone,
 	"event_seq" integer DEFAULT 0 NOT NULL,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"submitted_at" timestamp with time zone,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"completed_at" timestamp with time zone
+);
+--> statement-breakpoint
+CREATE TABLE "provider_budgets" (
+	"provider" text NOT NULL,
+	"kind" text NOT NULL,
+	"tokens" double precision NOT NULL,
+	"refilled_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"paused_until" timestamp with time zone,
+	CONSTRAINT "provider_budgets_provider_kind_pk" PRIMARY KEY("provider","kind")
 );
 --> statement-breakpoint
 CREATE TABLE "settings" (
@@ -79,4 +94,5 @@ CREATE UNIQUE INDEX "job_events_job_seq_uq" ON "job_events" USING btree ("job_id
 CREATE UNIQUE INDEX "jobs_provider_task_uq" ON "jobs" USING btree ("provider","provider_task_id") WHERE "jobs"."provider_task_id" is not null;--> statement-breakpoint
 CREATE INDEX "jobs_created_idx" ON "jobs" USING btree ("created_at","id");--> statement-breakpoint
 CREATE UNIQUE INDEX "jobs_idempotency_uq" ON "jobs" USING btree ("idempotency_owner","idempotency_key") WHERE "jobs"."idempotency_key" is not null;--> statement-breakpoint
-CREATE INDEX "jobs_due_idx" ON "jobs" USING btree ("due_at") WHERE "jobs"."due_at" is not null;
+CREATE INDEX "jobs_submit_due_idx" ON "jobs" USING btree ("due_at") WHERE "jobs"."status" = 'queued' and "jobs"."due_at" is not null;--> statement-breakpoint
+CREATE INDEX "jobs_poll_due_idx" ON "jobs" USING btree ("provider","due_at") WHERE "jobs"."status" in ('submitted', 'processing', 'expired') and "jobs"."due_at" is not null;

@@ -2,7 +2,9 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
+import { registerJobListRoutes } from './api/jobs-list.js';
 import { registerJobRoutes } from './api/jobs.js';
+import { registerKeyRoutes } from './api/keys.js';
 import { registerProviderRoutes } from './api/providers.js';
 import { RejectionRecorder } from './callbacks/rejections.js';
 import { registerCallbackRoutes } from './callbacks/routes.js';
@@ -91,8 +93,10 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
 
   registerHealthRoutes(app, opts.isMigrated ?? (() => true));
   registerCallbackRoutes(app, (c) => ({ ...deps, publicBaseUrl: deps.config.publicBaseUrl, rejections, log: c.var.log }));
+  registerJobListRoutes(app);
   registerJobRoutes(app);
   registerProviderRoutes(app);
+  registerKeyRoutes(app);
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from './config.js';
 import { DataDirLockedError } from './db/lock.js';
-import { createLogger } from './ops/logger.js';
+import { createLogger, redactQueryParams } from './ops/logger.js';
 import { startRelay } from './server.js';
 
 /** `npm start`: config → relay; a clean stop on SIGTERM/SIGINT, a second signal exits at once. */
@@ -53,7 +53,8 @@ main().catch((err) => {
   if (err instanceof ConfigError || err instanceof DataDirLockedError) {
     process.stderr.write(`callback-relay: ${err.message}\n`);
   } else {
-    process.stderr.write(`callback-relay failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    process.stderr.write(`callback-relay failed to start: ${redactQueryParams(text)}\n`);
   }
   process.exit(1);
 });

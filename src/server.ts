@@ -7,14 +7,17 @@ import type { Deps } from './context.js';
 import { openDatabase } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { loadServerSecret } from './db/settings.js';
+import { startPollWorker } from './jobs/poll-worker.js';
 import { startSubmitWorker } from './jobs/submit-worker.js';
 import type { Logger } from './ops/logger.js';
+import { createMetrics, type Metrics } from './ops/metrics.js';
 import { createProviders } from './providers/index.js';
 
 export interface RunningRelay {
   /** The address it listens on, e.g. `http://127.0.0.1:8080`. */
   url: string;
   deps: Deps;
+  metrics: Metrics;
   /** The admin key made on a first start with no key at all, to be shown once. */
   bootstrapKey: string | null;
   /** Stops accepting, lets in-flight requests and work finish, closes the database. */
@@ -24,6 +27,7 @@ export interface RunningRelay {
 /** Everything `npm start` runs: database, migrations, HTTP server and background workers. */
 export async function startRelay(config: Config, log: Logger): Promise<RunningRelay> {
   const providers = createProviders(config.providers.values());
+  const metrics = createMetrics();
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   try {
     await migrate(database);
@@ -40,25 +44,21 @@ export async function startRelay(config: Config, log: Logger): Promise<RunningRe
     const { port } = server.address() as AddressInfo;
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
 
-    const submitWorker = startSubmitWorker({
-      db: database.db,
-      providers,
-      notifier: database.notifier,
-      secret,
-      publicBaseUrl: config.publicBaseUrl,
-      log,
-    });
+    const workerContext = { db: database.db, providers, notifier: database.notifier, publicBaseUrl: config.publicBaseUrl, log, metrics };
+    const submitWorker = startSubmitWorker({ ...workerContext, secret });
+    const pollWorker = startPollWorker(workerContext);
 
     return {
       url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
       deps,
+      metrics,
       bootstrapKey,
       async stop() {
+        // Workers stop claiming at once (what they hold finishes) while the server drains its requests.
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         // Idle keep-alive connections would hold close() open; requests in flight finish first.
         (server as import('node:http').Server).closeIdleConnections();
-        await closed;
-        await submitWorker.stop();
+        await Promise.all([closed, submitWorker.stop(), pollWorker.stop()]);
         await database.close();
       },
     };

@@ -1,37 +1,16 @@
 import { AppError } from '../errors.js';
+import { BodyTooLargeError, readStreamLimited } from '../http/limits.js';
 
 export const MAX_CALLBACK_BYTES = 1024 * 1024;
 
-/**
- * Reads a request body as raw bytes, refusing more than `limit` bytes without reading past it.
- * `Content-Length` is trusted only to refuse early; the count of bytes actually read decides.
- */
+/** Reads a request body as raw bytes, at most `limit` of them (413 beyond). */
 export async function readBodyLimited(req: Request, limit: number): Promise<Uint8Array> {
-  const declared = req.headers.get('content-length');
-  if (declared !== null && Number(declared) > limit) {
-    throw new AppError('payload_too_large', `body is larger than ${limit} bytes`);
+  try {
+    return await readStreamLimited(req.body, limit, req.headers.get('content-length'));
+  } catch (err) {
+    if (err instanceof BodyTooLargeError) throw new AppError('payload_too_large', err.message);
+    throw err;
   }
-  if (!req.body) return new Uint8Array(0);
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      throw new AppError('payload_too_large', `body is larger than ${limit} bytes`);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
 }
 
 /** `application/json` and `application/*+json`; anything else is refused before its body is read. */

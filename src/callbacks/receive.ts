@@ -79,21 +79,30 @@ function reject(verdict: RejectedVerdict, code: 'invalid_request' | 'unauthorize
  */
 export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback): Promise<CallbackOutcome> {
   const adapter = ctx.providers.get(cb.provider);
-  if (!adapter || !adapter.config.callbacks) throw new AppError('not_found', `no callback route for provider "${cb.provider}"`);
+  if (!adapter || !adapter.config.callbacks) {
+    ctx.rejections.count('(unknown)', 'unknown_provider');
+    throw new AppError('not_found', `no callback route for provider "${cb.provider.slice(0, 100)}"`);
+  }
   const headers = selectHeaders(cb.request, adapter.callbackHeaders);
   const route = cb.jobId ? 'job' : 'provider';
   let raw: Uint8Array = new Uint8Array(0);
 
   try {
-    if (!isJsonContentType(cb.request.headers.get('content-type') ?? undefined)) {
-      throw new AppError('unsupported_media_type', 'callbacks must be application/json');
-    }
-    raw = await readBodyLimited(cb.request, MAX_CALLBACK_BYTES);
-
+    // The token is in the URL: a stranger is turned away before a byte of the body is read.
     const expected = cb.jobId
       ? jobCallbackToken(ctx.secret, cb.provider, cb.jobId)
       : providerCallbackToken(ctx.secret, cb.provider);
     if (!secretsEqual(cb.token, expected)) reject('unauthorized', 'unauthorized', 'invalid callback token');
+
+    if (!isJsonContentType(cb.request.headers.get('content-type') ?? undefined)) {
+      throw new Rejected('unsupported_media_type', new AppError('unsupported_media_type', 'callbacks must be application/json'));
+    }
+    try {
+      raw = await readBodyLimited(cb.request, MAX_CALLBACK_BYTES);
+    } catch (err) {
+      if (err instanceof AppError) throw new Rejected('too_large', err);
+      throw err;
+    }
 
     let parsed;
     let deliveryId: string | null = null;
@@ -142,7 +151,7 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
         route,
         verdict: err.verdict,
         reason: err.message,
-        claimedJobId: cb.jobId,
+        claimedJobId: cb.jobId?.slice(0, 100) ?? null,
         headers: storedHeaders(headers),
         raw,
         sourceAddress: cb.sourceAddress,

@@ -3,7 +3,13 @@ import type { Db } from '../db/client.js';
 import { callbackReceipts, type ReceiptVerdict } from '../db/schema.js';
 import type { Logger } from '../ops/logger.js';
 
-export const rejectedVerdicts = ['unauthorized', 'unknown_job', 'malformed'] as const satisfies readonly ReceiptVerdict[];
+export const rejectedVerdicts = [
+  'unauthorized',
+  'unknown_job',
+  'malformed',
+  'too_large',
+  'unsupported_media_type',
+] as const satisfies readonly ReceiptVerdict[];
 export type RejectedVerdict = (typeof rejectedVerdicts)[number];
 
 export const REJECTION_EXCERPT_BYTES = 1024;
@@ -62,10 +68,15 @@ export class RejectionRecorder {
     return true;
   }
 
+  /** Counts a rejection without storing anything (for requests that name no configured provider). */
+  count(provider: string, reason: string): void {
+    const key = `${provider}\u0000${reason}`;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+
   /** Counts the rejection and stores a sample of it when the budget allows. Never throws. */
   async record(r: Rejection): Promise<void> {
-    const key = `${r.provider}\u0000${r.verdict}`;
-    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+    this.count(r.provider, r.verdict);
     if (!this.take()) return;
     try {
       await this.db.insert(callbackReceipts).values({

@@ -2,10 +2,12 @@ import { sql } from 'drizzle-orm';
 import {
   bigserial,
   customType,
+  doublePrecision,
   index,
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -82,6 +84,17 @@ export const jobs = pgTable(
      */
     submitInFlightSince: tstz('submit_in_flight_since'),
     lastError: jsonb('last_error').$type<JobError>(),
+    /** Status polls made, and consecutive failed ones (5xx, network) and `task_not_found` answers. */
+    polls: integer('polls').notNull().default(0),
+    pollFailures: integer('poll_failures').notNull().default(0),
+    notFoundCount: integer('not_found_count').notNull().default(0),
+    /**
+     * When `progress` was last read by a poll, and the first non-zero progress seen with its time:
+     * the two ends of the baseline the poll scheduler estimates the finishing time from.
+     */
+    progressAt: tstz('progress_at'),
+    progressBase: integer('progress_base'),
+    progressBaseAt: tstz('progress_base_at'),
     /** The sequence number of the job's newest event; the next event takes this + 1. */
     eventSeq: integer('event_seq').notNull().default(0),
     createdAt: createdAt(),
@@ -97,9 +110,12 @@ export const jobs = pgTable(
     uniqueIndex('jobs_idempotency_uq')
       .on(t.idempotencyOwner, t.idempotencyKey)
       .where(sql`${t.idempotencyKey} is not null`),
-    index('jobs_due_idx')
+    index('jobs_submit_due_idx')
       .on(t.dueAt)
-      .where(sql`${t.dueAt} is not null`),
+      .where(sql`${t.status} = 'queued' and ${t.dueAt} is not null`),
+    index('jobs_poll_due_idx')
+      .on(t.provider, t.dueAt)
+      .where(sql`${t.status} in ('submitted', 'processing', 'expired') and ${t.dueAt} is not null`),
   ],
 );
 
@@ -120,6 +136,23 @@ export const jobEvents = pgTable(
   (t) => [uniqueIndex('job_events_job_seq_uq').on(t.jobId, t.sequence)],
 );
 
+/**
+ * One token bucket per provider and kind of call, shared by every replica: a replica takes tokens
+ * with one row-locking UPDATE before it calls the provider, so the limit holds for all of them
+ * together. `pausedUntil` holds the whole provider back after a 429.
+ */
+export const providerBudgets = pgTable(
+  'provider_budgets',
+  {
+    provider: text('provider').notNull(),
+    kind: text('kind').$type<'status' | 'submit'>().notNull(),
+    tokens: doublePrecision('tokens').notNull(),
+    refilledAt: tstz('refilled_at').notNull().defaultNow(),
+    pausedUntil: tstz('paused_until'),
+  },
+  (t) => [primaryKey({ columns: [t.provider, t.kind] })],
+);
+
 export type ReceiptVerdict =
   | 'applied' // moved the job forward
   | 'updated' // same state, newer progress
@@ -130,6 +163,8 @@ export type ReceiptVerdict =
   | 'unauthorized'
   | 'unknown_job'
   | 'malformed'
+  | 'too_large'
+  | 'unsupported_media_type'
   | 'unverifiable'; // the provider could not be asked to confirm; the provider is told to retry
 
 export const callbackReceipts = pgTable(

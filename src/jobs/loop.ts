@@ -3,8 +3,11 @@ import type { Logger } from '../ops/logger.js';
 
 export interface LoopOptions {
   name: string;
-  /** Does one batch of work; returns how many items it handled (0 = idle). */
-  runOnce: () => Promise<number>;
+  /**
+   * Does one batch of work; returns how many items it handled (0 = idle), optionally with when
+   * work is next expected (then the loop sleeps that long rather than `idleMs`, if shorter).
+   */
+  runOnce: () => Promise<number | { handled: number; nextInMs: number | null }>;
   notifier: Notifier;
   channel: Channel;
   /** The slow timer that covers missed wake-ups. */
@@ -33,10 +36,10 @@ export function startLoop(opts: LoopOptions): Loop {
   };
   const unsubscribe = opts.notifier.subscribe(opts.channel, wake);
 
-  const sleep = () =>
+  const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
       if (pending || stopped) return resolve();
-      const timer = setTimeout(done, opts.idleMs);
+      const timer = setTimeout(done, ms);
       function done() {
         clearTimeout(timer);
         wakeUp = null;
@@ -49,17 +52,20 @@ export function startLoop(opts: LoopOptions): Loop {
     let failures = 0;
     while (!stopped) {
       pending = false;
+      let sleepMs = opts.idleMs;
       try {
-        const handled = await opts.runOnce();
+        const result = await opts.runOnce();
         failures = 0;
+        const { handled, nextInMs } = typeof result === 'number' ? { handled: result, nextInMs: null } : result;
         if (handled > 0) continue;
+        if (nextInMs !== null) sleepMs = Math.max(1, Math.min(sleepMs, nextInMs));
       } catch (err) {
         failures++;
         opts.log.error({ err, worker: opts.name }, 'worker batch failed');
         // The database may be down: back off instead of spinning (up to the idle interval).
         await new Promise((r) => setTimeout(r, Math.min(opts.idleMs, 100 * 2 ** failures)));
       }
-      await sleep();
+      await sleep(sleepMs);
     }
   })();
 

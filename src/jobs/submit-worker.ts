@@ -5,10 +5,11 @@ import type { Notifier } from '../db/notify.js';
 import { type JobError, type JobRow, jobs } from '../db/schema.js';
 import type { Logger } from '../ops/logger.js';
 import type { Providers } from '../providers/index.js';
-import { TokenBucket } from '../providers/rate-limit.js';
+import { ProviderBudgets } from '../providers/budget.js';
 import { MalformedPayloadError, ProviderCallError, type SubmitResult } from '../providers/types.js';
 import { MAX_SUBMIT_ATTEMPTS, retryDelayMs } from './backoff.js';
 import { relayContentUrl } from './content.js';
+import { firstPollDelayMs } from './schedule.js';
 import { jobRequestOf } from './create.js';
 import { startLoop, type Loop } from './loop.js';
 import { applyObservation } from './transition.js';
@@ -33,7 +34,8 @@ export interface SubmitWorkerOptions {
  * Claims due queued jobs with `FOR UPDATE SKIP LOCKED`, so two replicas never take the same one.
  * Each claim bumps `attempts`, which doubles as the claim's fencing token (see `markInFlight`).
  */
-export async function claimDueSubmissions(db: Db, limit: number, leaseMs: number): Promise<JobRow[]> {
+export async function claimDueSubmissions(db: Db, providers: string[], limit: number, leaseMs: number): Promise<JobRow[]> {
+  if (!providers.length) return [];
   return db.transaction(async (tx) => {
     const due = await tx
       .select()
@@ -41,6 +43,9 @@ export async function claimDueSubmissions(db: Db, limit: number, leaseMs: number
       .where(
         and(
           eq(jobs.status, 'queued'),
+          // A replica that does not know a provider (a rolling deploy) leaves its jobs to one that does.
+          inArray(jobs.provider, providers),
+          isNull(jobs.providerTaskId),
           lte(jobs.dueAt, sql`now()`),
           or(isNull(jobs.leaseUntil), lte(jobs.leaseUntil, sql`now()`)),
         ),
@@ -73,7 +78,15 @@ async function markInFlight(db: Db, job: JobRow, leaseMs: number): Promise<boole
   const rows = await db
     .update(jobs)
     .set({ submitInFlightSince: sql`now()`, leaseUntil: sql`now() + ${`${leaseMs} milliseconds`}::interval` })
-    .where(and(eq(jobs.id, job.id), eq(jobs.attempts, job.attempts), eq(jobs.status, 'queued'), isNull(jobs.submitInFlightSince)))
+    .where(
+      and(
+        eq(jobs.id, job.id),
+        eq(jobs.attempts, job.attempts),
+        eq(jobs.status, 'queued'),
+        isNull(jobs.submitInFlightSince),
+        isNull(jobs.providerTaskId),
+      ),
+    )
     .returning({ id: jobs.id });
   return rows.length === 1;
 }
@@ -85,6 +98,16 @@ function relayError(code: string, message: string): JobError {
 /** Marks a queued job failed through the one transition, releasing its claim. */
 async function failSubmission(db: Db, jobId: string, error: JobError) {
   await db.transaction(async (tx) => {
+    const [job] = await tx.select().from(jobs).where(eq(jobs.id, jobId)).for('update');
+    if (job?.providerTaskId) {
+      // A callback told us the task id meanwhile: the provider has the job, so it is tracked, not failed.
+      await tx
+        .update(jobs)
+        .set({ dueAt: sql`now()`, leaseUntil: null, submitInFlightSince: null, lastError: error })
+        .where(eq(jobs.id, jobId));
+      await applyObservation(tx, jobId, { status: 'submitted' });
+      return;
+    }
     await tx
       .update(jobs)
       .set({ dueAt: null, leaseUntil: null, submitInFlightSince: null, lastError: error })
@@ -106,12 +129,46 @@ async function retryLater(db: Db, jobId: string, delayMs: number, error: JobErro
     .where(eq(jobs.id, jobId));
 }
 
+/** Hands a claimed job back untouched (no attempt used), to be taken again in `delayMs`. */
+async function deferSubmission(db: Db, jobId: string, delayMs: number) {
+  await db
+    .update(jobs)
+    .set({
+      dueAt: sql`now() + ${`${Math.round(delayMs)} milliseconds`}::interval`,
+      leaseUntil: null,
+      attempts: sql`${jobs.attempts} - 1`,
+    })
+    .where(eq(jobs.id, jobId));
+}
+
+/**
+ * The provider has the job: its answer must be recorded. A database hiccup here is retried for a
+ * while, because giving up turns an accepted (and paid) job into `submission_unknown`.
+ */
+async function recordAcceptedPatiently(ctx: SubmitContext, job: JobRow, result: SubmitResult) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await recordAccepted(ctx, job, result);
+    } catch (err) {
+      if (attempt >= 6) throw err;
+      ctx.log.warn({ err, jobId: job.id, taskId: result.taskId, attempt }, 'could not record an accepted submission yet; retrying');
+      await new Promise((r) => setTimeout(r, retryDelayMs(attempt)));
+    }
+  }
+}
+
 async function recordAccepted(ctx: SubmitContext, job: JobRow, result: SubmitResult) {
   const adapter = ctx.providers.get(job.provider)!;
   await ctx.db.transaction(async (tx) => {
     await tx
       .update(jobs)
-      .set({ providerTaskId: result.taskId, dueAt: null, leaseUntil: null, submitInFlightSince: null, lastError: null })
+      .set({
+        providerTaskId: result.taskId,
+        dueAt: sql`now() + ${`${firstPollDelayMs(adapter.config.poll, adapter.config.callbacks)} milliseconds`}::interval`,
+        leaseUntil: null,
+        submitInFlightSince: null,
+        lastError: null,
+      })
       .where(eq(jobs.id, job.id));
     await applyObservation(tx, job.id, result.observation ?? { status: 'submitted' }, {
       contentUrl: relayContentUrl(adapter, ctx.publicBaseUrl, job.id),
@@ -128,7 +185,7 @@ async function recordAccepted(ctx: SubmitContext, job: JobRow, result: SubmitRes
 export async function submitClaimed(
   ctx: SubmitContext,
   job: JobRow,
-  limiters: Map<string, TokenBucket>,
+  budgets: ProviderBudgets,
   leaseMs: number,
 ): Promise<void> {
   const adapter = ctx.providers.get(job.provider);
@@ -145,9 +202,9 @@ export async function submitClaimed(
     );
   }
 
-  let limiter = limiters.get(job.provider);
-  if (!limiter) limiters.set(job.provider, (limiter = new TokenBucket(adapter.config.rate_limit.submit_per_min)));
-  await limiter.take();
+  // Never wait on the budget while holding the claim: a paused or busy provider must not hold up the others.
+  const grant = await budgets.take(job.provider, 'submit', adapter.config.rate_limit.submit_per_min, 1);
+  if (!grant.granted) return deferSubmission(ctx.db, job.id, grant.waitMs);
 
   if (!(await markInFlight(ctx.db, job, leaseMs))) return;
 
@@ -160,9 +217,13 @@ export async function submitClaimed(
       const f = err.failure;
       const error: JobError = { code: f.code, message: f.message, source: 'provider' };
       if (f.ambiguous) {
-        return failSubmission(ctx.db, job.id, relayError('submission_unknown', `${f.message}; the request may have reached the provider, so it is not sent again`));
+        return failSubmission(
+          ctx.db,
+          job.id,
+          relayError('submission_unknown', `${f.message}; the request may have reached the provider, so it is not sent again`),
+        );
       }
-      if (f.status === 429 && f.retryAfterMs !== undefined) limiter.pauseUntil(Date.now() + f.retryAfterMs);
+      if (f.status === 429) await budgets.pause(job.provider, 'submit', new Date(Date.now() + retryDelayMs(job.attempts, f.retryAfterMs)));
       if (f.retryable && job.attempts < MAX_SUBMIT_ATTEMPTS) {
         const delay = retryDelayMs(job.attempts, f.retryAfterMs);
         ctx.log.info({ jobId: job.id, provider: job.provider, code: f.code, attempt: job.attempts, delay_ms: delay }, 'submission will be retried');
@@ -175,21 +236,21 @@ export async function submitClaimed(
     ctx.log.error({ err, jobId: job.id }, 'submission outcome unknown');
     return failSubmission(ctx.db, job.id, relayError('submission_unknown', message));
   }
-  await recordAccepted(ctx, job, result);
+  await recordAcceptedPatiently(ctx, job, result);
   ctx.log.info({ jobId: job.id, provider: job.provider, taskId: result.taskId }, 'submitted');
 }
 
 /** The background loop that moves `queued` jobs to the provider. */
 export function startSubmitWorker(ctx: SubmitContext, opts: SubmitWorkerOptions = {}): Loop & { runOnce(): Promise<number> } {
   const batchSize = opts.batchSize ?? 10;
-  const limiters = new Map<string, TokenBucket>();
+  const budgets = new ProviderBudgets(ctx.db);
   const runOnce = async () => {
     const timeoutMs = Math.max(...[...ctx.providers.values()].map((a) => a.config.timeout_s * 1000), 30_000);
     const leaseMs = opts.leaseMs ?? timeoutMs + 60_000;
-    const claimed = await claimDueSubmissions(ctx.db, batchSize, leaseMs);
+    const claimed = await claimDueSubmissions(ctx.db, [...ctx.providers.keys()], batchSize, leaseMs);
     await Promise.all(
       claimed.map((job) =>
-        submitClaimed(ctx, job, limiters, leaseMs).catch((err) => {
+        submitClaimed(ctx, job, budgets, leaseMs).catch((err) => {
           // Recording failed (database down): the lease will expire and the in-flight mark turns
           // the job into submission_unknown rather than a second send.
           ctx.log.error({ err, jobId: job.id }, 'could not record a submission');

@@ -4,6 +4,7 @@ import { type JobRow, jobs } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
 import type { Providers } from '../providers/index.js';
+import { firstPollDelayMs } from './schedule.js';
 import { applyObservation } from './transition.js';
 
 export interface TrackJobInput {
@@ -38,7 +39,8 @@ function alreadyTracked(id: string) {
  * through the same transition (and so the same `job.submitted` event) as a job the relay submitted.
  */
 export async function trackJob(ctx: { db: Db; providers: Providers }, input: TrackJobInput): Promise<JobRow> {
-  if (!ctx.providers.has(input.provider)) {
+  const adapter = ctx.providers.get(input.provider);
+  if (!adapter) {
     throw new AppError('invalid_request', `provider: "${input.provider}" is not configured`, {
       field: 'provider',
       configured: [...ctx.providers.keys()],
@@ -57,6 +59,7 @@ export async function trackJob(ctx: { db: Db; providers: Providers }, input: Tra
         status: 'queued',
         metadata: input.metadata ?? {},
         notifyUrl: input.notify_url ?? null,
+        dueAt: new Date(Date.now() + firstPollDelayMs(adapter.config.poll, adapter.config.callbacks)),
       });
       const { job } = await applyObservation(tx, id, { status: 'submitted' });
       return job;

@@ -63,6 +63,11 @@ export async function applyObservation(
   else if (typeof obs.progress === 'number') patch.progress = Math.max(obs.progress, current.progress ?? 0);
   if (!current.submittedAt && to !== 'expired' && to !== 'canceled') patch.submittedAt = now;
   if (terminal) patch.completedAt = now;
+  // Nothing more to ask the provider about a final job (an expired one is still polled, slowly, by the poll worker).
+  if (terminal && to !== 'expired') {
+    patch.dueAt = null;
+    patch.leaseUntil = null;
+  }
   if (to === 'succeeded') {
     patch.result = jsonbSafe({ video_urls: opts.contentUrl ? [opts.contentUrl] : (obs.videoUrls ?? []), raw: obs.raw ?? null });
     patch.error = null;

@@ -1,4 +1,5 @@
 import type { ProviderConfig } from '../config.js';
+import { readStreamLimited } from '../http/limits.js';
 import { ProviderCallError, type ProviderFailure } from './types.js';
 
 export type FetchFn = typeof fetch;
@@ -70,8 +71,8 @@ function classifyNetworkFailure(err: unknown, sent: boolean): ProviderFailure {
 }
 
 async function readLimitedJson(res: Response): Promise<unknown> {
-  const text = await res.text();
-  if (text.length > MAX_PROVIDER_BODY) throw new Error('provider response too large');
+  const bytes = await readStreamLimited(res.body, MAX_PROVIDER_BODY, res.headers.get('content-length'));
+  const text = new TextDecoder().decode(bytes);
   if (text.trim() === '') return null;
   return JSON.parse(text);
 }
@@ -108,11 +109,14 @@ export async function callProvider(
   } catch (err) {
     if (!res.ok) parsed = null;
     else
+      // The provider said yes but the rest of its answer was lost or unreadable: whatever was asked
+      // may have been done, so this must never be taken as "safe to send again".
       throw new ProviderCallError({
-        retryable: true,
+        retryable: false,
+        ambiguous: true,
         status: res.status,
         code: 'bad_response',
-        message: `provider answered ${res.status} with a body that is not JSON: ${(err as Error).message}`,
+        message: `provider answered ${res.status} but its body could not be read: ${(err as Error).message}`,
       });
   }
   if (!res.ok) throw new ProviderCallError(classifyHttpFailure(res.status, parsed, res.headers.get('retry-after')));

@@ -139,7 +139,7 @@ describe(`internal API (${dbKind})`, () => {
   it('the OpenAPI document is 3.1 and describes every route', async () => {
     const doc = (await (await relay.app.request('/openapi.json')).json()) as { openapi: string; paths: Record<string, unknown> };
     expect(doc.openapi).toBe('3.1.0');
-    for (const path of ['/v1/jobs/track', '/v1/jobs/{id}', '/v1/jobs/{id}/events', '/v1/jobs/{id}/callbacks', '/v1/providers', '/callbacks/{provider}/{token}', '/callbacks/{provider}/{job_id}/{token}', '/healthz', '/readyz']) {
+    for (const path of ['/v1/jobs', '/v1/keys', '/v1/keys/{id}', '/v1/jobs/{id}/refresh', '/v1/jobs/{id}/content', '/v1/jobs/track', '/v1/jobs/{id}', '/v1/jobs/{id}/events', '/v1/jobs/{id}/callbacks', '/v1/providers', '/callbacks/{provider}/{token}', '/callbacks/{provider}/{job_id}/{token}', '/healthz', '/readyz']) {
       expect(doc.paths, path).toHaveProperty([path]);
     }
   });

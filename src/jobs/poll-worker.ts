@@ -1,0 +1,263 @@
+import { and, asc, eq, inArray, isNotNull, isNull, lte, or, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import type { Notifier } from '../db/notify.js';
+import { type JobRow, jobs } from '../db/schema.js';
+import type { Logger } from '../ops/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import { ProviderBudgets } from '../providers/budget.js';
+import type { Providers } from '../providers/index.js';
+import { ProviderCallError, type ProviderAdapter } from '../providers/types.js';
+import { retryDelayMs } from './backoff.js';
+import { relayContentUrl } from './content.js';
+import { nextPollDelayMs } from './schedule.js';
+import type { Observation } from './states.js';
+import { applyObservation } from './transition.js';
+import { startLoop, type Loop } from './loop.js';
+
+export interface PollContext {
+  db: Db;
+  providers: Providers;
+  notifier: Notifier;
+  publicBaseUrl: string;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export interface PollWorkerOptions {
+  /** Jobs claimed per provider per batch. */
+  batchSize?: number;
+  leaseMs?: number;
+  idleMs?: number;
+}
+
+/** `task_not_found` this many times in a row fails the job: a task the provider forgot will not come back. */
+export const NOT_FOUND_LIMIT = 3;
+
+const pollable = ['submitted', 'processing', 'expired'] as const;
+
+/**
+ * Claims one provider's due jobs with `FOR UPDATE SKIP LOCKED` and a lease; a lease that ran out
+ * (its worker died) makes the job claimable again.
+ */
+export async function claimDuePolls(db: Db, provider: string, limit: number, leaseMs: number): Promise<JobRow[]> {
+  if (limit <= 0) return [];
+  return db.transaction(async (tx) => {
+    const due = await tx
+      .select()
+      .from(jobs)
+      .where(
+        and(
+          eq(jobs.provider, provider),
+          inArray(jobs.status, [...pollable]),
+          isNotNull(jobs.providerTaskId),
+          lte(jobs.dueAt, sql`now()`),
+          or(isNull(jobs.leaseUntil), lte(jobs.leaseUntil, sql`now()`)),
+        ),
+      )
+      .orderBy(asc(jobs.dueAt))
+      .limit(limit)
+      .for('update', { skipLocked: true });
+    if (!due.length) return [];
+    await tx
+      .update(jobs)
+      .set({ leaseUntil: sql`now() + ${`${leaseMs} milliseconds`}::interval`, polls: sql`${jobs.polls} + 1` })
+      .where(
+        inArray(
+          jobs.id,
+          due.map((j) => j.id),
+        ),
+      );
+    return due.map((j) => ({ ...j, polls: j.polls + 1 }));
+  });
+}
+
+/** Milliseconds until the provider's next due poll (≤ 0: due now), or null when none is scheduled. */
+async function msUntilNextPoll(db: Db, provider: string): Promise<number | null> {
+  const [row] = await db
+    .select({ ms: sql<number | null>`extract(epoch from (min(${jobs.dueAt}) - now())) * 1000` })
+    .from(jobs)
+    .where(and(eq(jobs.provider, provider), inArray(jobs.status, [...pollable]), isNotNull(jobs.dueAt)));
+  return row?.ms === null || row?.ms === undefined ? null : Number(row.ms);
+}
+
+async function reschedule(db: Db, jobId: string, delayMs: number | null, patch: Partial<typeof jobs.$inferInsert> = {}) {
+  await db
+    .update(jobs)
+    .set({
+      ...patch,
+      leaseUntil: null,
+      dueAt: delayMs === null ? null : sql`now() + ${`${Math.round(delayMs)} milliseconds`}::interval`,
+    })
+    .where(eq(jobs.id, jobId));
+}
+
+function ageMs(job: JobRow, now: number): number {
+  return now - (job.submittedAt ?? job.createdAt).getTime();
+}
+
+/** Expired jobs are still asked, slowly, for as long again as they were given, so a late result lands. */
+function latePollDelay(adapter: ProviderAdapter, job: JobRow, now: number): number | null {
+  const { max_age_s, max_interval_s } = adapter.config.poll;
+  return ageMs(job, now) < 2 * max_age_s * 1000 ? max_interval_s * 1000 : null;
+}
+
+/**
+ * One poll of one claimed job: the answer goes through the same transition as a callback; then the
+ * job is scheduled again (or not, once final). Provider trouble is kept to the job (5xx, network:
+ * back off) or the provider (429: every replica pauses), and `task_not_found` repeated fails it.
+ */
+export async function pollClaimed(ctx: PollContext, adapter: ProviderAdapter, job: JobRow, budgets: ProviderBudgets): Promise<void> {
+  const provider = job.provider;
+  let obs: Observation | null;
+  try {
+    obs = await adapter.fetchStatus(job.providerTaskId!);
+  } catch (err) {
+    if (!(err instanceof ProviderCallError)) throw err;
+    const f = err.failure;
+    const now = Date.now();
+    if (f.status === 429) {
+      ctx.metrics.polls.inc({ provider, outcome: 'rate_limited' });
+      const wait = retryDelayMs(1, f.retryAfterMs);
+      await budgets.pause(provider, 'status', new Date(now + wait));
+      return reschedule(ctx.db, job.id, wait, { polls: job.polls - 1 });
+    }
+    if (f.status === 404) {
+      ctx.metrics.polls.inc({ provider, outcome: 'not_found' });
+      if (job.notFoundCount + 1 >= NOT_FOUND_LIMIT) {
+        await ctx.db.transaction(async (tx) => {
+          await tx.update(jobs).set({ notFoundCount: job.notFoundCount + 1 }).where(eq(jobs.id, job.id));
+          await applyObservation(tx, job.id, {
+            status: 'failed',
+            error: {
+              code: 'task_not_found',
+              message: `the provider answered "${f.code}" to ${NOT_FOUND_LIMIT} status requests in a row: ${f.message}`,
+              source: 'provider',
+            },
+          });
+        });
+        return;
+      }
+      return reschedule(ctx.db, job.id, adapter.config.poll.interval_s * 1000, { notFoundCount: job.notFoundCount + 1 });
+    }
+    ctx.metrics.polls.inc({ provider, outcome: 'error' });
+    ctx.log.warn({ jobId: job.id, provider, code: f.code, status: f.status }, 'status poll failed');
+    if (await expireIfDue(ctx, adapter, job, now)) return;
+    const delay = Math.min(retryDelayMs(job.pollFailures + 1), adapter.config.poll.max_interval_s * 1000);
+    return reschedule(ctx.db, job.id, delay, { pollFailures: job.pollFailures + 1 });
+  }
+
+  const now = Date.now();
+  ctx.metrics.polls.inc({ provider, outcome: obs ? obs.status : 'no_change' });
+  const after = obs
+    ? (
+        await ctx.db.transaction((tx) =>
+          applyObservation(tx, job.id, obs, { contentUrl: relayContentUrl(adapter, ctx.publicBaseUrl, job.id) }),
+        )
+      ).job
+    : job;
+  if (after.status === 'succeeded' || after.status === 'failed' || after.status === 'canceled') return;
+  if (after.status === 'expired') return reschedule(ctx.db, job.id, latePollDelay(adapter, after, now));
+  if (await expireIfDue(ctx, adapter, after, now)) return;
+
+  // Progress samples for the finishing-time estimate: the latest, and the first non-zero one.
+  const progress = typeof obs?.progress === 'number' ? obs.progress : null;
+  const hasBase = job.progressBase !== null && job.progressBaseAt !== null && progress !== null && progress >= job.progressBase;
+  const base = hasBase ? { progressBase: job.progressBase, progressBaseAt: job.progressBaseAt } : progress ? { progressBase: progress, progressBaseAt: new Date(now) } : { progressBase: null, progressBaseAt: null };
+  const delay = nextPollDelayMs(
+    {
+      now,
+      submittedAt: (job.submittedAt ?? job.createdAt).getTime(),
+      polls: job.polls,
+      callbacks: adapter.config.callbacks,
+      progress,
+      progressAt: progress === null ? null : now,
+      progressBase: base.progressBase,
+      progressBaseAt: base.progressBaseAt?.getTime() ?? null,
+    },
+    adapter.config.poll,
+  );
+  await reschedule(ctx.db, job.id, delay, {
+    pollFailures: 0,
+    notFoundCount: 0,
+    progressAt: progress === null ? null : new Date(now),
+    ...base,
+  });
+}
+
+/** A job older than `max_age_s` without a final answer becomes `expired` (a later answer still settles it). */
+async function expireIfDue(ctx: PollContext, adapter: ProviderAdapter, job: JobRow, now: number): Promise<boolean> {
+  if (job.status === 'expired' || ageMs(job, now) < adapter.config.poll.max_age_s * 1000) return false;
+  await ctx.db.transaction((tx) =>
+    applyObservation(tx, job.id, {
+      status: 'expired',
+      error: {
+        code: 'expired',
+        message: `no final answer from the provider within max_age_s (${adapter.config.poll.max_age_s} s); a late one is still accepted`,
+        source: 'relay',
+      },
+    }),
+  );
+  await reschedule(ctx.db, job.id, latePollDelay(adapter, job, now));
+  return true;
+}
+
+/**
+ * The background loop that asks providers about jobs that are due: per provider, as many as its
+ * shared status budget allows right now; the rest wait for their turn.
+ */
+export function startPollWorker(
+  ctx: PollContext,
+  opts: PollWorkerOptions = {},
+): Loop & { runOnce(): Promise<{ handled: number; nextInMs: number | null }> } {
+  const batchSize = opts.batchSize ?? 50;
+  const budgets = new ProviderBudgets(ctx.db);
+  const inFlight = new Set<Promise<void>>();
+
+  const runOnce = async () => {
+    let handled = 0;
+    let nextInMs = null as number | null;
+    const later = (ms: number) => {
+      nextInMs = nextInMs === null ? ms : Math.min(nextInMs, ms);
+    };
+    for (const adapter of ctx.providers.values()) {
+      const provider = adapter.config.name;
+      const dueInMs = await msUntilNextPoll(ctx.db, provider);
+      if (dueInMs === null) continue;
+      if (dueInMs > 0) {
+        later(dueInMs);
+        continue;
+      }
+      const perMin = adapter.config.rate_limit.status_per_min;
+      const grant = await budgets.take(provider, 'status', perMin, batchSize);
+      if (!grant.granted) {
+        ctx.metrics.rateLimitWaits.inc({ provider, kind: 'status' });
+        later(grant.waitMs);
+        continue;
+      }
+      // Long enough to fetch and record one answer; a worker that died frees its jobs this soon after.
+      const leaseMs = opts.leaseMs ?? adapter.config.timeout_s * 2000 + 5000;
+      const claimed = await claimDuePolls(ctx.db, provider, grant.granted, leaseMs);
+      await budgets.giveBack(provider, 'status', perMin, grant.granted - claimed.length);
+      for (const job of claimed) {
+        const p = pollClaimed(ctx, adapter, job, budgets)
+          .catch((err) => ctx.log.error({ err, jobId: job.id }, 'poll could not be recorded; the lease will expire and it is polled again'))
+          .finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+      handled += claimed.length;
+    }
+    // Answers come back concurrently; the next batch waits for this one so claims stay bounded.
+    await Promise.all(inFlight);
+    return { handled, nextInMs };
+  };
+
+  const loop = startLoop({
+    name: 'poll',
+    runOnce,
+    notifier: ctx.notifier,
+    channel: 'relay_jobs',
+    idleMs: opts.idleMs ?? 1000,
+    log: ctx.log,
+  });
+  return { ...loop, runOnce };
+}

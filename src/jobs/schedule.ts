@@ -1,0 +1,78 @@
+import type { ProviderConfig } from '../config.js';
+
+/**
+ * When to ask a provider about a job next. Pure: times in, delay out.
+ *
+ * A fixed poller spends most of its requests on jobs that are nowhere near done. This schedule
+ * spends them where the answer is likely to change:
+ * - before any progress shows, the interval grows from `interval_s` toward `max_interval_s`
+ *   (nothing is about to finish, and noticing that work started a little late costs nothing);
+ * - once the provider reports progress twice, the finishing time is estimated from the progress
+ *   made over the longest baseline seen, and the next poll lands just before it, nearer as the
+ *   estimate gets better (its error shrinks as the baseline grows); a poll that comes too early
+ *   sees nearly-done progress and makes the next estimate sharp;
+ * - for providers that call back, polling is only a safety net: the first poll waits
+ *   `callback_grace_s`, and the interval grows faster.
+ * Every delay is capped at `max_interval_s`, and no job is left unasked past its `max_age_s`.
+ */
+
+export type PollConfig = ProviderConfig['poll'];
+
+export interface PollState {
+  now: number;
+  submittedAt: number;
+  /** Polls made so far, this one included. */
+  polls: number;
+  callbacks: boolean;
+  /** Latest progress read by a poll (0–100), and when. */
+  progress: number | null;
+  progressAt: number | null;
+  /** The first non-zero progress seen, and when: the far end of the estimate's baseline. */
+  progressBase: number | null;
+  progressBaseAt: number | null;
+}
+
+const MIN_DELAY_MS = 500;
+/** Aim this far past the estimated finish: progress is an integer, so a few hundred ms of slack saves a second poll. */
+const AIM_PAST_MS = 250;
+
+export function firstPollDelayMs(poll: PollConfig, callbacks: boolean): number {
+  return (callbacks ? Math.max(poll.callback_grace_s, poll.initial_delay_s) : poll.initial_delay_s) * 1000;
+}
+
+/** The blind interval: grows geometrically with the number of polls made. */
+export function growingIntervalMs(poll: PollConfig, polls: number, callbacks: boolean): number {
+  const factor = callbacks ? 2 : 1.5;
+  return Math.min(poll.max_interval_s, poll.interval_s * factor ** Math.max(0, polls - 1)) * 1000;
+}
+
+/** Estimated ms until the job reaches 100 %, and the relative error of that estimate; null without a usable baseline. */
+export function estimateFinish(s: PollState): { remainingMs: number; relError: number } | null {
+  if (s.progress === null || s.progressAt === null || s.progressBase === null || s.progressBaseAt === null) return null;
+  const dp = s.progress - s.progressBase;
+  const dt = s.progressAt - s.progressBaseAt;
+  if (dp <= 0 || dt <= 0 || s.progress >= 100) return null;
+  const rate = dp / dt; // percent per ms
+  const remainingMs = (100 - s.progress) / rate - (s.now - s.progressAt);
+  // Each progress reading is rounded to ±0.5 %, so the rate is known to about ±1/dp.
+  return { remainingMs, relError: 1 / dp };
+}
+
+export function nextPollDelayMs(s: PollState, poll: PollConfig): number {
+  const blind = growingIntervalMs(poll, s.polls, s.callbacks);
+  const cap = poll.max_interval_s * 1000;
+  let delay = blind;
+  const est = estimateFinish(s);
+  if (est) {
+    if (est.remainingMs <= 2000) {
+      delay = est.remainingMs + AIM_PAST_MS;
+    } else {
+      // Land before the earliest plausible finish; as the baseline grows the margin shrinks.
+      const margin = Math.min(0.5, 2 * est.relError);
+      delay = Math.max(est.remainingMs * (1 - margin), Math.min(est.remainingMs, 2000));
+    }
+  }
+  const ageLeft = s.submittedAt + poll.max_age_s * 1000 - s.now;
+  if (ageLeft > 0) delay = Math.min(delay, ageLeft);
+  return Math.round(Math.min(cap, Math.max(MIN_DELAY_MS, delay)));
+}
