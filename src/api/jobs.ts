@@ -178,7 +178,8 @@ export function registerJobRoutes(app: OpenAPIHono<AppEnv>) {
     return (await streamJobContent(c.var.deps, c.req.valid('param').id, c.req.header('range'))) as never;
   });
   app.openapi(trackRoute, async (c) => {
-    const job = await trackJob(c.var.deps, c.req.valid('json'));
+    const { deps } = c.var;
+    const job = await trackJob({ ...deps, notifier: deps.database.notifier }, c.req.valid('json'));
     return c.json(jobView(job), 201);
   });
   app.openapi(getRoute, async (c) => {

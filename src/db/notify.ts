@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type postgres from 'postgres';
 
-/** Channels the relay wakes its workers (and waiters) on. */
-export type Channel = 'relay_jobs';
+/** Channels the relay wakes its workers (and waiters) on: new submissions, and poll schedules set sooner. */
+export type Channel = 'relay_jobs' | 'relay_polls';
 
 /**
  * Wake-ups between the parts of the relay: in-process at once, and across replicas through

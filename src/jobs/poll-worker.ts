@@ -255,7 +255,7 @@ export function startPollWorker(
     name: 'poll',
     runOnce,
     notifier: ctx.notifier,
-    channel: 'relay_jobs',
+    channel: 'relay_polls',
     idleMs: opts.idleMs ?? 1000,
     log: ctx.log,
   });

@@ -33,11 +33,14 @@ export interface PollState {
 }
 
 const MIN_DELAY_MS = 500;
+/** A poll meant to find a job past its `max_age_s` lands this long after it. */
+const JUST_PAST_MS = 50;
 /** Aim this far past the estimated finish: progress is an integer, so a few hundred ms of slack saves a second poll. */
 const AIM_PAST_MS = 250;
 
 export function firstPollDelayMs(poll: PollConfig, callbacks: boolean): number {
-  return (callbacks ? Math.max(poll.callback_grace_s, poll.initial_delay_s) : poll.initial_delay_s) * 1000;
+  const first = (callbacks ? Math.max(poll.callback_grace_s, poll.initial_delay_s) : poll.initial_delay_s) * 1000;
+  return Math.min(first, poll.max_age_s * 1000 + JUST_PAST_MS);
 }
 
 /** The blind interval: grows geometrically with the number of polls made. */
@@ -72,7 +75,9 @@ export function nextPollDelayMs(s: PollState, poll: PollConfig): number {
       delay = Math.max(est.remainingMs * (1 - margin), Math.min(est.remainingMs, 2000));
     }
   }
+  const floor = Math.min(MIN_DELAY_MS, poll.interval_s * 1000);
+  delay = Math.min(cap, Math.max(floor, delay));
   const ageLeft = s.submittedAt + poll.max_age_s * 1000 - s.now;
-  if (ageLeft > 0) delay = Math.min(delay, ageLeft);
-  return Math.round(Math.min(cap, Math.max(MIN_DELAY_MS, delay)));
+  if (ageLeft >= 0) delay = Math.min(delay, ageLeft + JUST_PAST_MS);
+  return Math.round(delay);
 }

@@ -174,6 +174,7 @@ async function recordAccepted(ctx: SubmitContext, job: JobRow, result: SubmitRes
       contentUrl: relayContentUrl(adapter, ctx.publicBaseUrl, job.id),
     });
   });
+  ctx.notifier.notify('relay_polls');
 }
 
 /**

@@ -1,5 +1,6 @@
 import { and, eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
+import type { Notifier } from '../db/notify.js';
 import { type JobRow, jobs } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
@@ -38,7 +39,7 @@ function alreadyTracked(id: string) {
  * Starts tracking a task that was submitted to a provider elsewhere: the job begins at `submitted`,
  * through the same transition (and so the same `job.submitted` event) as a job the relay submitted.
  */
-export async function trackJob(ctx: { db: Db; providers: Providers }, input: TrackJobInput): Promise<JobRow> {
+export async function trackJob(ctx: { db: Db; providers: Providers; notifier: Notifier }, input: TrackJobInput): Promise<JobRow> {
   const adapter = ctx.providers.get(input.provider);
   if (!adapter) {
     throw new AppError('invalid_request', `provider: "${input.provider}" is not configured`, {
@@ -49,7 +50,7 @@ export async function trackJob(ctx: { db: Db; providers: Providers }, input: Tra
   const existing = await findByTask(ctx.db, input.provider, input.provider_task_id);
   if (existing) throw alreadyTracked(existing.id);
   try {
-    return await ctx.db.transaction(async (tx) => {
+    const job = await ctx.db.transaction(async (tx) => {
       const id = newId('job');
       await tx.insert(jobs).values({
         id,
@@ -61,9 +62,10 @@ export async function trackJob(ctx: { db: Db; providers: Providers }, input: Tra
         notifyUrl: input.notify_url ?? null,
         dueAt: new Date(Date.now() + firstPollDelayMs(adapter.config.poll, adapter.config.callbacks)),
       });
-      const { job } = await applyObservation(tx, id, { status: 'submitted' });
-      return job;
+      return (await applyObservation(tx, id, { status: 'submitted' })).job;
     });
+    ctx.notifier.notify('relay_polls');
+    return job;
   } catch (err) {
     if (!isUniqueViolation(err)) throw err;
     const raced = await findByTask(ctx.db, input.provider, input.provider_task_id);

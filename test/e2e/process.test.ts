@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createScratchDatabase, dbKind, TEST_DATABASE_URL } from '../helpers/db.js';
+import { type Emulator, startEmulator } from '../../src/emulators/index.js';
 import { aivideoapiDocs, type FakeAivideoapi, startFakeAivideoapi } from '../helpers/fake-aivideoapi.js';
 
 const MAIN = join(import.meta.dirname, '../../dist/main.js');
@@ -148,4 +149,87 @@ describe(`the built service as a real process (${dbKind})`, () => {
     expect(await bad.exited).toBe(1);
     expect(bad.stderr()).toMatch(/PORT/);
   });
+});
+
+describe(`a relay killed while it holds poll leases (${dbKind})`, () => {
+  let emulator: Emulator;
+  let dir: string;
+  let dropDb: (() => Promise<void>) | undefined;
+  const running: Relay[] = [];
+
+  afterAll(async () => {
+    for (const r of running) if (r.proc.exitCode === null) r.proc.kill('SIGKILL');
+    await Promise.all(running.map((r) => r.exited));
+    await emulator?.close();
+    await dropDb?.();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('after kill -9 and a restart, its jobs are polled again once the lease has run out', async () => {
+    emulator = await startEmulator('video-generations', { durationMs: 2000 });
+    dir = mkdtempSync(join(tmpdir(), 'relay-lease-'));
+    const configPath = join(dir, 'relay.json');
+    const timeoutS = 2;
+    const leaseMs = timeoutS * 2000 + 5000; // the poll worker's lease for this timeout
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        providers: {
+          vg: {
+            kind: 'video-generations',
+            base_url: emulator.baseUrl,
+            api_key: emulator.apiKey,
+            timeout_s: timeoutS,
+            poll: { initial_delay_s: 0.05, interval_s: 0.1, max_interval_s: 0.2, max_age_s: 600, callback_grace_s: 1 },
+          },
+        },
+      }),
+    );
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const env: Record<string, string> = { PORT: String(port), HOST: '127.0.0.1', RELAY_CONFIG: configPath, RELAY_ADMIN_KEY: 'lease-test-admin-key', PUBLIC_BASE_URL: base };
+    if (TEST_DATABASE_URL) {
+      const scratch = await createScratchDatabase();
+      env.DATABASE_URL = scratch.url;
+      dropDb = scratch.drop;
+    } else {
+      env.DATA_DIR = join(dir, 'data');
+    }
+    const auth = { authorization: 'Bearer lease-test-admin-key', 'content-type': 'application/json' };
+
+    const first = startRelay(env);
+    running.push(first);
+    await waitHealthy(base, first);
+    const res = await fetch(`${base}/v1/jobs`, { method: 'POST', headers: auth, body: JSON.stringify({ provider: 'vg', model: 'veo3.1-video-720p', prompt: 'lease' }) });
+    const { id } = (await res.json()) as { id: string };
+    // Every status answer now takes 1.5 s: the first poll will be in flight when the relay dies.
+    emulator.behaviour.latencyMs = 1500;
+    let job: any;
+    do {
+      job = await (await fetch(`${base}/v1/jobs/${id}`, { headers: auth })).json();
+    } while (job.status === 'queued');
+    await new Promise((r) => setTimeout(r, 400));
+    const killedAt = Date.now();
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    emulator.behaviour.latencyMs = 0;
+
+    const second = startRelay(env);
+    running.push(second);
+    await waitHealthy(base, second);
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      job = await (await fetch(`${base}/v1/jobs/${id}`, { headers: auth })).json();
+      if (job.status === 'succeeded') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(job.status).toBe('succeeded');
+    // Only the dead relay's request was sent before its lease ran out; the next came after it.
+    const polls = emulator.requests.filter((r) => r.method === 'GET' && r.path.endsWith(job.provider_task_id)).map((r) => r.at);
+    const afterKill = polls.filter((at) => at > killedAt);
+    expect(afterKill.length).toBeGreaterThan(0);
+    expect(Math.min(...afterKill) - killedAt).toBeGreaterThanOrEqual(leaseMs - 1500);
+    second.proc.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+  }, 60_000);
 });
