@@ -2,6 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
+import { registerEventRoutes } from './api/events.js';
 import { registerJobListRoutes } from './api/jobs-list.js';
 import { registerJobRoutes } from './api/jobs.js';
 import { registerKeyRoutes } from './api/keys.js';
@@ -95,6 +96,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
   registerCallbackRoutes(app, (c) => ({ ...deps, publicBaseUrl: deps.config.publicBaseUrl, rejections, log: c.var.log }));
   registerJobListRoutes(app);
   registerJobRoutes(app);
+  registerEventRoutes(app);
   registerProviderRoutes(app);
   registerKeyRoutes(app);
 

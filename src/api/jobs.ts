@@ -3,10 +3,11 @@ import type { AppEnv } from '../context.js';
 import type { EventRow, ReceiptRow } from '../db/schema.js';
 import { streamJobContent } from '../jobs/content.js';
 import { createJob } from '../jobs/create.js';
-import { getJob, listJobEvents, listJobReceipts } from '../jobs/queries.js';
+import { listJobEvents, listJobReceipts } from '../jobs/queries.js';
 import { refreshJob } from '../jobs/refresh.js';
 import { JobRequestSchema } from '../jobs/request.js';
 import { trackJob } from '../jobs/track.js';
+import { MAX_WAIT_S, waitForTerminalJob } from '../jobs/wait.js';
 
 import { jobView } from '../jobs/view.js';
 import { errorResponse, protectedRoute } from './openapi.js';
@@ -100,8 +101,22 @@ const getRoute = protectedRoute('jobs:read', {
   method: 'get',
   path: '/v1/jobs/{id}',
   summary: 'Get a job',
+  description:
+    'With `wait=N`, a long-poll: the answer comes as soon as the job is terminal (at once if it already is), ' +
+    'or after N seconds with the job as it is then.',
   tags: ['jobs'],
-  request: { params: z.object({ id: JobId }) },
+  request: {
+    params: z.object({ id: JobId }),
+    query: z.object({
+      wait: z.coerce
+        .number()
+        .int()
+        .min(0)
+        .max(MAX_WAIT_S)
+        .default(0)
+        .openapi({ description: `Seconds (0–${MAX_WAIT_S}) to hold the request until the job is terminal.` }),
+    }),
+  },
   responses: { 200: json(Job, 'The job.'), 404: errorResponse('No such job.') },
 });
 
@@ -129,7 +144,8 @@ const callbacksRoute = protectedRoute('jobs:read', {
   },
 });
 
-function eventView(e: EventRow) {
+/** An event as the API shows it: in a job's events, the event feed and the event stream. */
+export function eventView(e: EventRow) {
   return {
     event_id: e.eventId,
     job_id: e.jobId,
@@ -183,7 +199,10 @@ export function registerJobRoutes(app: OpenAPIHono<AppEnv>) {
     return c.json(jobView(job), 201);
   });
   app.openapi(getRoute, async (c) => {
-    const job = await getJob(c.var.deps.db, c.req.valid('param').id);
+    const { deps } = c.var;
+    const waitMs = c.req.valid('query').wait * 1000;
+    const ctx = { db: deps.db, notifier: deps.database.notifier };
+    const job = await waitForTerminalJob(ctx, c.req.valid('param').id, waitMs, c.req.raw.signal);
     return c.json(jobView(job), 200);
   });
   app.openapi(eventsRoute, async (c) => {

@@ -86,7 +86,8 @@ async function openPglite(dataDir: string): Promise<Database> {
     throw err;
   }
   const db = drizzlePglite({ client, schema }) as unknown as Db;
-  const notifier = localNotifier();
+  // The one connection hears its own commits' NOTIFYs (the `relay_events` trigger), so waiters wake as on a server.
+  const notifier = localNotifier((channel, onPayload) => client.listen(channel, onPayload));
   return {
     db,
     kind: 'pglite',

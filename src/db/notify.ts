@@ -1,8 +1,11 @@
 import { EventEmitter } from 'node:events';
 import type postgres from 'postgres';
 
-/** Channels the relay wakes its workers (and waiters) on: new submissions, and poll schedules set sooner. */
-export type Channel = 'relay_jobs' | 'relay_polls';
+/**
+ * Channels the relay wakes its workers (and waiters) on: new submissions, poll schedules set sooner,
+ * and committed job events (`relay_events`, payload the job id, sent by a trigger on `job_events`).
+ */
+export type Channel = 'relay_jobs' | 'relay_polls' | 'relay_events';
 
 /**
  * Wake-ups between the parts of the relay: in-process at once, and across replicas through
@@ -13,18 +16,43 @@ export interface Notifier {
   notify(channel: Channel, payload?: string): void;
   /** Calls `fn` on every notification; returns the function that stops it. */
   subscribe(channel: Channel, fn: (payload: string) => void): () => void;
+  /**
+   * Resolves once notifications the database sends on `channel` reach this process (after a first
+   * `subscribe`): a waiter that re-checks after this cannot miss a commit in between.
+   */
+  listening(channel: Channel): Promise<void>;
   close(): Promise<void>;
 }
 
-export function localNotifier(): Notifier {
+/** LISTEN on a database connection; resolves once it is in effect. */
+export type ListenFn = (channel: Channel, onPayload: (payload: string) => void) => Promise<unknown>;
+
+/**
+ * In-process wake-ups; with `listen` (PGlite) also the notifications the database itself sends,
+ * such as the `relay_events` trigger's. `notify` stays in-process.
+ */
+export function localNotifier(listen?: ListenFn, onError: (err: unknown) => void = () => {}): Notifier {
   const emitter = new EventEmitter();
   emitter.setMaxListeners(0);
+  const listening = new Map<Channel, Promise<void>>();
+  const startListening = (channel: Channel) => {
+    let ready = listening.get(channel);
+    if (!ready) {
+      ready = listen
+        ? listen(channel, (payload) => void emitter.emit(channel, payload)).then(() => {}, onError)
+        : Promise.resolve();
+      listening.set(channel, ready);
+    }
+    return ready;
+  };
   return {
     notify: (channel, payload = '') => void emitter.emit(channel, payload),
     subscribe(channel, fn) {
+      void startListening(channel);
       emitter.on(channel, fn);
       return () => emitter.off(channel, fn);
     },
+    listening: startListening,
     async close() {
       emitter.removeAllListeners();
     },
@@ -32,20 +60,15 @@ export function localNotifier(): Notifier {
 }
 
 export function postgresNotifier(client: postgres.Sql, onError: (err: unknown) => void): Notifier {
-  const local = localNotifier();
-  const listening = new Map<Channel, Promise<unknown>>();
+  // Our own NOTIFY comes back too; a spare wake-up costs one empty claim query.
+  const relay = localNotifier((channel, onPayload) => client.listen(channel, onPayload), onError);
   return {
     notify(channel, payload = '') {
-      local.notify(channel, payload);
+      relay.notify(channel, payload);
       client.notify(channel, payload).catch(onError);
     },
-    subscribe(channel, fn) {
-      if (!listening.has(channel)) {
-        // Our own NOTIFY comes back too; a spare wake-up costs one empty claim query.
-        listening.set(channel, client.listen(channel, (p) => local.notify(channel, p)).catch(onError));
-      }
-      return local.subscribe(channel, fn);
-    },
-    close: () => local.close(),
+    subscribe: relay.subscribe,
+    listening: relay.listening,
+    close: () => relay.close(),
   };
 }

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import {
+  bigint,
   bigserial,
   customType,
   doublePrecision,
@@ -132,8 +133,16 @@ export const jobEvents = pgTable(
     /** The job as it was right after this change. */
     data: jsonb('data').$type<Record<string, unknown>>().notNull(),
     createdAt: createdAt(),
+    /**
+     * The event's place in commit order, set by a trigger as its transaction commits (null until
+     * then, so only inside that transaction): the event feed's order and cursor. See src/events/feed.ts.
+     */
+    commitSeq: bigint('commit_seq', { mode: 'number' }),
   },
-  (t) => [uniqueIndex('job_events_job_seq_uq').on(t.jobId, t.sequence)],
+  (t) => [
+    uniqueIndex('job_events_job_seq_uq').on(t.jobId, t.sequence),
+    uniqueIndex('job_events_commit_seq_uq').on(t.commitSeq),
+  ],
 );
 
 /**

@@ -10,7 +10,7 @@ import { ProviderCallError, type ProviderAdapter } from '../providers/types.js';
 import { retryDelayMs } from './backoff.js';
 import { relayContentUrl } from './content.js';
 import { nextPollDelayMs } from './schedule.js';
-import type { Observation } from './states.js';
+import { decide, type Observation } from './states.js';
 import { applyObservation } from './transition.js';
 import { startLoop, type Loop } from './loop.js';
 
@@ -26,6 +26,7 @@ export interface PollContext {
 export interface PollWorkerOptions {
   /** Jobs claimed per provider per batch. */
   batchSize?: number;
+  maxInFlight?: number;
   leaseMs?: number;
   idleMs?: number;
 }
@@ -41,34 +42,27 @@ const pollable = ['submitted', 'processing', 'expired'] as const;
  */
 export async function claimDuePolls(db: Db, provider: string, limit: number, leaseMs: number): Promise<JobRow[]> {
   if (limit <= 0) return [];
-  return db.transaction(async (tx) => {
-    const due = await tx
-      .select()
-      .from(jobs)
-      .where(
-        and(
-          eq(jobs.provider, provider),
-          inArray(jobs.status, [...pollable]),
-          isNotNull(jobs.providerTaskId),
-          lte(jobs.dueAt, sql`now()`),
-          or(isNull(jobs.leaseUntil), lte(jobs.leaseUntil, sql`now()`)),
-        ),
-      )
-      .orderBy(asc(jobs.dueAt))
-      .limit(limit)
-      .for('update', { skipLocked: true });
-    if (!due.length) return [];
-    await tx
-      .update(jobs)
-      .set({ leaseUntil: sql`now() + ${`${leaseMs} milliseconds`}::interval`, polls: sql`${jobs.polls} + 1` })
-      .where(
-        inArray(
-          jobs.id,
-          due.map((j) => j.id),
-        ),
-      );
-    return due.map((j) => ({ ...j, polls: j.polls + 1 }));
-  });
+  // One statement: the locked sub-select picks due rows other workers have not locked, the update leases them.
+  const due = db
+    .select({ id: jobs.id })
+    .from(jobs)
+    .where(
+      and(
+        eq(jobs.provider, provider),
+        inArray(jobs.status, [...pollable]),
+        isNotNull(jobs.providerTaskId),
+        lte(jobs.dueAt, sql`now()`),
+        or(isNull(jobs.leaseUntil), lte(jobs.leaseUntil, sql`now()`)),
+      ),
+    )
+    .orderBy(asc(jobs.dueAt))
+    .limit(limit)
+    .for('update', { skipLocked: true });
+  return db
+    .update(jobs)
+    .set({ leaseUntil: sql`now() + ${`${leaseMs} milliseconds`}::interval`, polls: sql`${jobs.polls} + 1` })
+    .where(inArray(jobs.id, due))
+    .returning();
 }
 
 /** Milliseconds until the provider's next due poll (≤ 0: due now), or null when none is scheduled. */
@@ -148,22 +142,58 @@ export async function pollClaimed(ctx: PollContext, adapter: ProviderAdapter, jo
 
   const now = Date.now();
   ctx.metrics.polls.inc({ provider, outcome: obs ? obs.status : 'no_change' });
-  const after = obs
-    ? (
-        await ctx.db.transaction((tx) =>
-          applyObservation(tx, job.id, obs, { contentUrl: relayContentUrl(adapter, ctx.publicBaseUrl, job.id) }),
-        )
-      ).job
-    : job;
-  if (after.status === 'succeeded' || after.status === 'failed' || after.status === 'canceled') return;
-  if (after.status === 'expired') return reschedule(ctx.db, job.id, latePollDelay(adapter, after, now));
-  if (await expireIfDue(ctx, adapter, after, now)) return;
+  if (!(obs !== null && decide(job, obs).kind === 'advance')) {
+    // Most polls change nothing but progress: one UPDATE, guarded so that a callback that moved the
+    // job meanwhile is not overwritten (then the transaction below runs instead).
+    const next = scheduleAfter(adapter, job, obs, now);
+    const progress = obs?.progress ?? null;
+    const updated = await ctx.db
+      .update(jobs)
+      .set({
+        ...next.patch,
+        ...(progress !== null ? { progress: sql`greatest(coalesce(${jobs.progress}, 0), ${progress})` } : {}),
+        leaseUntil: null,
+        dueAt: sql`now() + ${`${Math.round(next.delayMs)} milliseconds`}::interval`,
+      })
+      .where(and(eq(jobs.id, job.id), eq(jobs.status, job.status)))
+      .returning({ id: jobs.id });
+    if (updated.length) {
+      await expireIfDue(ctx, adapter, job, now);
+      return;
+    }
+  }
 
-  // Progress samples for the finishing-time estimate: the latest, and the first non-zero one.
+  // The job moves (or was moved meanwhile): apply and schedule in one transaction.
+  const after = await ctx.db.transaction(async (tx) => {
+    const current = obs
+      ? (await applyObservation(tx, job.id, obs, { contentUrl: relayContentUrl(adapter, ctx.publicBaseUrl, job.id) })).job
+      : job;
+    if (current.status === 'succeeded' || current.status === 'failed' || current.status === 'canceled') return current;
+    const next = current.status === 'expired' ? { delayMs: latePollDelay(adapter, current, now), patch: {} } : scheduleAfter(adapter, job, obs, now);
+    await tx
+      .update(jobs)
+      .set({
+        ...next.patch,
+        leaseUntil: null,
+        dueAt: next.delayMs === null ? null : sql`now() + ${`${Math.round(next.delayMs)} milliseconds`}::interval`,
+      })
+      .where(eq(jobs.id, job.id));
+    return current;
+  });
+  await expireIfDue(ctx, adapter, after, now);
+}
+
+/** The next poll's delay and the progress samples to keep, after a poll that found the job still running. */
+function scheduleAfter(adapter: ProviderAdapter, job: JobRow, obs: Observation | null, now: number) {
   const progress = typeof obs?.progress === 'number' ? obs.progress : null;
-  const hasBase = job.progressBase !== null && job.progressBaseAt !== null && progress !== null && progress >= job.progressBase;
-  const base = hasBase ? { progressBase: job.progressBase, progressBaseAt: job.progressBaseAt } : progress ? { progressBase: progress, progressBaseAt: new Date(now) } : { progressBase: null, progressBaseAt: null };
-  const delay = nextPollDelayMs(
+  // The first non-zero progress seen is the far end of the baseline the finishing time is estimated from.
+  const keepBase = job.progressBase !== null && job.progressBaseAt !== null && progress !== null && progress >= job.progressBase;
+  const base = keepBase
+    ? { progressBase: job.progressBase, progressBaseAt: job.progressBaseAt }
+    : progress
+      ? { progressBase: progress, progressBaseAt: new Date(now) }
+      : { progressBase: null, progressBaseAt: null };
+  const delayMs = nextPollDelayMs(
     {
       now,
       submittedAt: (job.submittedAt ?? job.createdAt).getTime(),
@@ -176,17 +206,16 @@ export async function pollClaimed(ctx: PollContext, adapter: ProviderAdapter, jo
     },
     adapter.config.poll,
   );
-  await reschedule(ctx.db, job.id, delay, {
-    pollFailures: 0,
-    notFoundCount: 0,
-    progressAt: progress === null ? null : new Date(now),
-    ...base,
-  });
+  return {
+    delayMs,
+    patch: { pollFailures: 0, notFoundCount: 0, progressAt: progress === null ? null : new Date(now), ...base },
+  };
 }
 
 /** A job older than `max_age_s` without a final answer becomes `expired` (a later answer still settles it). */
 async function expireIfDue(ctx: PollContext, adapter: ProviderAdapter, job: JobRow, now: number): Promise<boolean> {
-  if (job.status === 'expired' || ageMs(job, now) < adapter.config.poll.max_age_s * 1000) return false;
+  const running = job.status === 'submitted' || job.status === 'processing';
+  if (!running || ageMs(job, now) < adapter.config.poll.max_age_s * 1000) return false;
   await ctx.db.transaction((tx) =>
     applyObservation(tx, job.id, {
       status: 'expired',
@@ -210,8 +239,11 @@ export function startPollWorker(
   opts: PollWorkerOptions = {},
 ): Loop & { runOnce(): Promise<{ handled: number; nextInMs: number | null }> } {
   const batchSize = opts.batchSize ?? 50;
+  /** Polls in flight per provider: a slow provider fills its own slots, not the others'. */
+  const maxInFlight = opts.maxInFlight ?? 64;
   const budgets = new ProviderBudgets(ctx.db);
-  const inFlight = new Set<Promise<void>>();
+  const inFlight = new Map<string, Set<Promise<void>>>();
+  let loop: Loop | undefined;
 
   const runOnce = async () => {
     let handled = 0;
@@ -221,6 +253,10 @@ export function startPollWorker(
     };
     for (const adapter of ctx.providers.values()) {
       const provider = adapter.config.name;
+      const running = inFlight.get(provider) ?? new Set<Promise<void>>();
+      inFlight.set(provider, running);
+      const room = Math.min(batchSize, maxInFlight - running.size);
+      if (room <= 0) continue; // a finishing poll wakes the loop
       const dueInMs = await msUntilNextPoll(ctx.db, provider);
       if (dueInMs === null) continue;
       if (dueInMs > 0) {
@@ -228,7 +264,7 @@ export function startPollWorker(
         continue;
       }
       const perMin = adapter.config.rate_limit.status_per_min;
-      const grant = await budgets.take(provider, 'status', perMin, batchSize);
+      const grant = await budgets.take(provider, 'status', perMin, room);
       if (!grant.granted) {
         ctx.metrics.rateLimitWaits.inc({ provider, kind: 'status' });
         later(grant.waitMs);
@@ -239,19 +275,21 @@ export function startPollWorker(
       const claimed = await claimDuePolls(ctx.db, provider, grant.granted, leaseMs);
       await budgets.giveBack(provider, 'status', perMin, grant.granted - claimed.length);
       for (const job of claimed) {
-        const p = pollClaimed(ctx, adapter, job, budgets)
+        // Not awaited: answers come back at their own pace, and each freed slot is refilled at once.
+        const p: Promise<void> = pollClaimed(ctx, adapter, job, budgets)
           .catch((err) => ctx.log.error({ err, jobId: job.id }, 'poll could not be recorded; the lease will expire and it is polled again'))
-          .finally(() => inFlight.delete(p));
-        inFlight.add(p);
+          .finally(() => {
+            running.delete(p);
+            loop?.wake();
+          });
+        running.add(p);
       }
       handled += claimed.length;
     }
-    // Answers come back concurrently; the next batch waits for this one so claims stay bounded.
-    await Promise.all(inFlight);
     return { handled, nextInMs };
   };
 
-  const loop = startLoop({
+  loop = startLoop({
     name: 'poll',
     runOnce,
     notifier: ctx.notifier,
@@ -259,5 +297,14 @@ export function startPollWorker(
     idleMs: opts.idleMs ?? 1000,
     log: ctx.log,
   });
-  return { ...loop, runOnce };
+  const started = loop;
+  return {
+    wake: started.wake,
+    runOnce,
+    async stop() {
+      await started.stop();
+      // Polls already sent are answered and recorded before the worker counts as stopped.
+      await Promise.all([...inFlight.values()].flatMap((set) => [...set]));
+    },
+  };
 }

@@ -32,11 +32,17 @@ export interface PollState {
   progressBaseAt: number | null;
 }
 
-const MIN_DELAY_MS = 500;
+/**
+ * The schedule's small times are fractions of `interval_s` (0.5 s, 0.25 s and 2 s at the default
+ * 5 s), so it behaves the same when every time is scaled (tests, benchmarks).
+ */
+const MIN_DELAY = 0.1;
+/** Aim this far past the estimated finish: progress is an integer, so a little slack saves a second poll. */
+const AIM_PAST = 0.05;
+/** Closer than this to the estimated finish, poll right at it. */
+const NEAR = 0.4;
 /** A poll meant to find a job past its `max_age_s` lands this long after it. */
 const JUST_PAST_MS = 50;
-/** Aim this far past the estimated finish: progress is an integer, so a few hundred ms of slack saves a second poll. */
-const AIM_PAST_MS = 250;
 
 export function firstPollDelayMs(poll: PollConfig, callbacks: boolean): number {
   const first = (callbacks ? Math.max(poll.callback_grace_s, poll.initial_delay_s) : poll.initial_delay_s) * 1000;
@@ -62,21 +68,24 @@ export function estimateFinish(s: PollState): { remainingMs: number; relError: n
 }
 
 export function nextPollDelayMs(s: PollState, poll: PollConfig): number {
+  const unit = poll.interval_s * 1000;
   const blind = growingIntervalMs(poll, s.polls, s.callbacks);
   const cap = poll.max_interval_s * 1000;
   let delay = blind;
   const est = estimateFinish(s);
   if (est) {
-    if (est.remainingMs <= 2000) {
-      delay = est.remainingMs + AIM_PAST_MS;
+    if (est.remainingMs <= NEAR * unit) {
+      delay = est.remainingMs + AIM_PAST * unit;
     } else {
       // Land before the earliest plausible finish; as the baseline grows the margin shrinks.
       const margin = Math.min(0.5, 2 * est.relError);
-      delay = Math.max(est.remainingMs * (1 - margin), Math.min(est.remainingMs, 2000));
+      delay = Math.max(est.remainingMs * (1 - margin), NEAR * unit);
     }
+  } else if (s.progress !== null && s.progress > 0) {
+    // Work has started but there is no rate yet: ask again soon, to learn how fast it goes.
+    delay = Math.min(blind, unit);
   }
-  const floor = Math.min(MIN_DELAY_MS, poll.interval_s * 1000);
-  delay = Math.min(cap, Math.max(floor, delay));
+  delay = Math.min(cap, Math.max(MIN_DELAY * unit, delay));
   const ageLeft = s.submittedAt + poll.max_age_s * 1000 - s.now;
   if (ageLeft >= 0) delay = Math.min(delay, ageLeft + JUST_PAST_MS);
   return Math.round(delay);

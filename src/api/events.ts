@@ -1,0 +1,127 @@
+import { type OpenAPIHono, z } from '@hono/zod-openapi';
+import { streamSSE } from 'hono/streaming';
+import type { AppEnv } from '../context.js';
+import { cursorAfter, decodeCursor, readFeed } from '../events/feed.js';
+import { eventView } from './jobs.js';
+import { errorResponse, protectedRoute } from './openapi.js';
+import { JobEvent } from './schemas.js';
+
+/** Events per query while a stream catches up. */
+const STREAM_BATCH = 200;
+const HEARTBEAT_MS = 15_000;
+/** How often a stream looks for events when no notification came, in case one was missed. */
+const STREAM_FALLBACK_MS = 10_000;
+
+const After = z
+  .string()
+  .max(200)
+  .optional()
+  .openapi({ description: 'A cursor from an earlier page or stream message; omitted, the feed starts at its oldest event.' });
+
+const FeedPage = z
+  .object({
+    data: z.array(JobEvent),
+    next_cursor: z.string().openapi({ description: 'Pass as `after` to continue; the same cursor again when nothing was new.' }),
+    has_more: z.boolean().openapi({ description: 'Whether more events are already waiting after this page.' }),
+  })
+  .openapi('EventFeedPage');
+
+const feedRoute = protectedRoute('jobs:read', {
+  method: 'get',
+  path: '/v1/events',
+  summary: 'Every job event, in commit order',
+  description:
+    'For services that pull instead of receiving webhooks: follow `next_cursor` and every event is returned exactly ' +
+    'once, in the order the changes committed, including an event whose transaction began earlier but committed later.',
+  tags: ['events'],
+  request: {
+    query: z.object({
+      after: After,
+      limit: z.coerce.number().int().min(1).max(500).default(100),
+    }),
+  },
+  responses: {
+    200: { content: { 'application/json': { schema: FeedPage } }, description: 'A page of the feed.' },
+  },
+});
+
+const streamRoute = protectedRoute('jobs:read', {
+  method: 'get',
+  path: '/v1/events/stream',
+  summary: 'The event feed as Server-Sent Events',
+  description:
+    'Each message has `id:` the cursor after its event, `event:` the event type and `data:` the event JSON. ' +
+    'On reconnect, `Last-Event-ID` (which EventSource sends by itself) resumes after the last message received; ' +
+    'without it, `after` says where to start. A comment line is sent every 15 s to keep the connection open.',
+  tags: ['events'],
+  request: {
+    query: z.object({ after: After }),
+    headers: z.object({ 'last-event-id': z.string().max(200).optional() }),
+  },
+  responses: {
+    200: {
+      content: { 'text/event-stream': { schema: z.string() } },
+      description: 'The stream; it runs until the client disconnects.',
+    },
+    400: errorResponse('The cursor is not one the relay gave out.'),
+  },
+});
+
+export function registerEventRoutes(app: OpenAPIHono<AppEnv>) {
+  app.openapi(feedRoute, async (c) => {
+    const { after, limit } = c.req.valid('query');
+    const page = await readFeed(c.var.deps.db, decodeCursor(after), limit);
+    return c.json({ data: page.events.map(eventView), next_cursor: page.cursor, has_more: page.more }, 200);
+  });
+
+  app.openapi(streamRoute, (c) => {
+    const { deps, log } = c.var;
+    let after = decodeCursor(c.req.valid('header')['last-event-id'] || c.req.valid('query').after);
+    const notifier = deps.database.notifier;
+    const signal = c.req.raw.signal;
+    return streamSSE(c, async (stream) => {
+      let pending = false;
+      let wake: (() => void) | null = null;
+      const poke = () => {
+        pending = true;
+        wake?.();
+      };
+      const unsubscribe = notifier.subscribe('relay_events', poke);
+      stream.onAbort(poke);
+      signal.addEventListener('abort', poke, { once: true });
+      const heartbeat = setInterval(() => void stream.write(': keep-alive\n\n'), HEARTBEAT_MS);
+      const open = () => !stream.aborted && !stream.closed && !signal.aborted;
+      try {
+        await notifier.listening('relay_events');
+        await stream.write(': stream open\n\n');
+        while (open()) {
+          pending = false;
+          const page = await readFeed(deps.db, after, STREAM_BATCH);
+          for (const event of page.events) {
+            if (!open()) return;
+            await stream.writeSSE({ id: cursorAfter(event), event: event.type, data: JSON.stringify(eventView(event)) });
+            after = event.commitSeq;
+          }
+          if (page.more || pending) continue;
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(done, STREAM_FALLBACK_MS);
+            function done() {
+              clearTimeout(timer);
+              wake = null;
+              resolve();
+            }
+            wake = done;
+            if (pending || !open()) done();
+          });
+        }
+      } catch (err) {
+        // Ending the stream is enough: the client reconnects with Last-Event-ID and resumes here.
+        log.warn({ err }, 'event stream stopped');
+      } finally {
+        clearInterval(heartbeat);
+        unsubscribe();
+        signal.removeEventListener('abort', poke);
+      }
+    }) as never;
+  });
+}
