@@ -1,11 +1,10 @@
 import { parseArgs } from 'node:util';
-import { desc, eq } from 'drizzle-orm';
-import { createApiKey, type Scope, scopes } from './auth/keys.js';
+import { createApiKey, listApiKeys, revokeApiKey, type Scope, scopes } from './auth/keys.js';
 import { ConfigError, loadConfig } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { DataDirLockedError } from './db/lock.js';
 import { migrate } from './db/migrate.js';
-import { apiKeys } from './db/schema.js';
+import { AppError } from './errors.js';
 
 const usage = `usage: npm run cli -- <command>
 
@@ -63,7 +62,7 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     if (group === 'keys' && action === 'list') {
-      const rows = await db.select().from(apiKeys).orderBy(desc(apiKeys.createdAt));
+      const rows = await listApiKeys(db);
       const data = rows.map((r) => ({
         id: r.id,
         name: r.name,
@@ -78,13 +77,15 @@ async function run(argv: string[]): Promise<number> {
     }
     if (group === 'keys' && action === 'revoke') {
       if (!arg) throw new UsageError('keys revoke needs a key id');
-      const [row] = await db.update(apiKeys).set({ revokedAt: new Date() }).where(eq(apiKeys.id, arg)).returning();
-      if (!row) {
-        process.stderr.write(`no key ${arg}\n`);
+      try {
+        const row = await revokeApiKey(db, arg);
+        out(`revoked ${row.id}`, { id: row.id, revoked: true });
+        return 0;
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        process.stderr.write(`${err.message}\n`);
         return 1;
       }
-      out(`revoked ${row.id}`, { id: row.id, revoked: true });
-      return 0;
     }
     throw new UsageError(`unknown command: ${positionals.join(' ')}`);
   } finally {
