@@ -100,7 +100,13 @@ function latePollDelay(adapter: ProviderAdapter, job: JobRow, now: number): numb
  * job is scheduled again (or not, once final). Provider trouble is kept to the job (5xx, network:
  * back off) or the provider (429: every replica pauses), and `task_not_found` repeated fails it.
  */
-export async function pollClaimed(ctx: PollContext, adapter: ProviderAdapter, job: JobRow, budgets: ProviderBudgets): Promise<void> {
+export async function pollClaimed(
+  ctx: PollContext,
+  adapter: ProviderAdapter,
+  job: JobRow,
+  budgets: ProviderBudgets,
+  fairShareMs = 0,
+): Promise<void> {
   const provider = job.provider;
   let obs: Observation | null;
   try {
@@ -145,7 +151,7 @@ export async function pollClaimed(ctx: PollContext, adapter: ProviderAdapter, jo
   if (!(obs !== null && decide(job, obs).kind === 'advance')) {
     // Most polls change nothing but progress: one UPDATE, guarded so that a callback that moved the
     // job meanwhile is not overwritten (then the transaction below runs instead).
-    const next = scheduleAfter(adapter, job, obs, now);
+    const next = scheduleAfter(adapter, job, obs, now, fairShareMs);
     const progress = obs?.progress ?? null;
     const updated = await ctx.db
       .update(jobs)
@@ -169,7 +175,7 @@ export async function pollClaimed(ctx: PollContext, adapter: ProviderAdapter, jo
       ? (await applyObservation(tx, job.id, obs, { contentUrl: relayContentUrl(adapter, ctx.publicBaseUrl, job.id) })).job
       : job;
     if (current.status === 'succeeded' || current.status === 'failed' || current.status === 'canceled') return current;
-    const next = current.status === 'expired' ? { delayMs: latePollDelay(adapter, current, now), patch: {} } : scheduleAfter(adapter, job, obs, now);
+    const next = current.status === 'expired' ? { delayMs: latePollDelay(adapter, current, now), patch: {} } : scheduleAfter(adapter, job, obs, now, fairShareMs);
     await tx
       .update(jobs)
       .set({
@@ -183,8 +189,28 @@ export async function pollClaimed(ctx: PollContext, adapter: ProviderAdapter, jo
   await expireIfDue(ctx, adapter, after, now);
 }
 
+/** Running jobs per provider, refreshed every few seconds, for each job's fair share of the status budget. */
+class RunningCounts {
+  private readonly counts = new Map<string, { n: number; at: number }>();
+  constructor(private readonly db: Db) {}
+
+  async fairShareMs(adapter: ProviderAdapter): Promise<number> {
+    const provider = adapter.config.name;
+    let entry = this.counts.get(provider);
+    if (!entry || Date.now() - entry.at > 5000) {
+      const [row] = await this.db
+        .select({ n: sql<number>`count(*)::int` })
+        .from(jobs)
+        .where(and(eq(jobs.provider, provider), inArray(jobs.status, ['submitted', 'processing']), isNotNull(jobs.dueAt)));
+      entry = { n: Number(row?.n ?? 0), at: Date.now() };
+      this.counts.set(provider, entry);
+    }
+    return (entry.n / (adapter.config.rate_limit.status_per_min / 60)) * 1000;
+  }
+}
+
 /** The next poll's delay and the progress samples to keep, after a poll that found the job still running. */
-function scheduleAfter(adapter: ProviderAdapter, job: JobRow, obs: Observation | null, now: number) {
+function scheduleAfter(adapter: ProviderAdapter, job: JobRow, obs: Observation | null, now: number, fairShareMs: number) {
   const progress = typeof obs?.progress === 'number' ? obs.progress : null;
   // The first non-zero progress seen is the far end of the baseline the finishing time is estimated from.
   const keepBase = job.progressBase !== null && job.progressBaseAt !== null && progress !== null && progress >= job.progressBase;
@@ -203,6 +229,7 @@ function scheduleAfter(adapter: ProviderAdapter, job: JobRow, obs: Observation |
       progressAt: progress === null ? null : now,
       progressBase: base.progressBase,
       progressBaseAt: base.progressBaseAt?.getTime() ?? null,
+      fairShareMs,
     },
     adapter.config.poll,
   );
@@ -242,6 +269,7 @@ export function startPollWorker(
   /** Polls in flight per provider: a slow provider fills its own slots, not the others'. */
   const maxInFlight = opts.maxInFlight ?? 64;
   const budgets = new ProviderBudgets(ctx.db);
+  const running = new RunningCounts(ctx.db);
   const inFlight = new Map<string, Set<Promise<void>>>();
   let loop: Loop | undefined;
 
@@ -253,9 +281,9 @@ export function startPollWorker(
     };
     for (const adapter of ctx.providers.values()) {
       const provider = adapter.config.name;
-      const running = inFlight.get(provider) ?? new Set<Promise<void>>();
-      inFlight.set(provider, running);
-      const room = Math.min(batchSize, maxInFlight - running.size);
+      const slots = inFlight.get(provider) ?? new Set<Promise<void>>();
+      inFlight.set(provider, slots);
+      const room = Math.min(batchSize, maxInFlight - slots.size);
       if (room <= 0) continue; // a finishing poll wakes the loop
       const dueInMs = await msUntilNextPoll(ctx.db, provider);
       if (dueInMs === null) continue;
@@ -274,15 +302,16 @@ export function startPollWorker(
       const leaseMs = opts.leaseMs ?? adapter.config.timeout_s * 2000 + 5000;
       const claimed = await claimDuePolls(ctx.db, provider, grant.granted, leaseMs);
       await budgets.giveBack(provider, 'status', perMin, grant.granted - claimed.length);
+      const fairShareMs = claimed.length ? await running.fairShareMs(adapter) : 0;
       for (const job of claimed) {
         // Not awaited: answers come back at their own pace, and each freed slot is refilled at once.
-        const p: Promise<void> = pollClaimed(ctx, adapter, job, budgets)
+        const p: Promise<void> = pollClaimed(ctx, adapter, job, budgets, fairShareMs)
           .catch((err) => ctx.log.error({ err, jobId: job.id }, 'poll could not be recorded; the lease will expire and it is polled again'))
           .finally(() => {
-            running.delete(p);
+            slots.delete(p);
             loop?.wake();
           });
-        running.add(p);
+        slots.add(p);
       }
       handled += claimed.length;
     }

@@ -12,7 +12,9 @@ import type { ProviderConfig } from '../config.js';
  *   estimate gets better (its error shrinks as the baseline grows); a poll that comes too early
  *   sees nearly-done progress and makes the next estimate sharp;
  * - for providers that call back, polling is only a safety net: the first poll waits
- *   `callback_grace_s`, and the interval grows faster.
+ *   `callback_grace_s`, and the interval grows faster;
+ * - when the provider's status limit cannot cover every job at that pace, blind polls are spaced
+ *   to each job's fair share of the budget, which leaves the rest for the estimated finishes.
  * Every delay is capped at `max_interval_s`, and no job is left unasked past its `max_age_s`.
  */
 
@@ -30,6 +32,12 @@ export interface PollState {
   /** The first non-zero progress seen, and when: the far end of the estimate's baseline. */
   progressBase: number | null;
   progressBaseAt: number | null;
+  /**
+   * How often each of the provider's running jobs can be asked if the status budget is shared
+   * evenly (running jobs ÷ allowed rate). Blind polls are never more frequent than this, so when
+   * the limit binds the budget goes to the polls an estimate says are worth it.
+   */
+  fairShareMs?: number;
 }
 
 /**
@@ -86,6 +94,8 @@ export function nextPollDelayMs(s: PollState, poll: PollConfig): number {
     delay = Math.min(blind, unit);
   }
   delay = Math.min(cap, Math.max(MIN_DELAY * unit, delay));
+  // A limited budget outranks max_interval_s: blind polls wait their fair turn.
+  if (!est && s.fairShareMs) delay = Math.max(delay, s.fairShareMs);
   const ageLeft = s.submittedAt + poll.max_age_s * 1000 - s.now;
   if (ageLeft >= 0) delay = Math.min(delay, ageLeft + JUST_PAST_MS);
   return Math.round(delay);
