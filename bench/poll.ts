@@ -29,7 +29,7 @@ const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '10000' },
     limit: { type: 'string', default: '3000' },
-    scale: { type: 'string', default: '10' },
+    scale: { type: 'string', default: '3' },
     seed: { type: 'string', default: '1' },
     'database-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
     'fixed-sample': { type: 'string', default: '200' },
@@ -145,9 +145,11 @@ async function runRelay(e: Emulator): Promise<Result> {
       }),
     );
     const port = await freePort();
-    proc = spawn(process.execPath, ['dist/main.js'], {
+    // BENCH_NODE_ARGS go to the relay's node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile it.
+    const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+    proc = spawn(process.execPath, [...nodeArgs, 'dist/main.js'], {
       env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: url.toString(), RELAY_CONFIG: configPath, RELAY_ADMIN_KEY: 'bench-admin-key-0123456789', LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'ignore', 'inherit'],
+      stdio: ['ignore', process.env.BENCH_RELAY_LOGS ? 'inherit' : 'ignore', 'inherit'],
     });
     for (let i = 0; ; i++) {
       try {

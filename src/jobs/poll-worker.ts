@@ -70,7 +70,15 @@ async function msUntilNextPoll(db: Db, provider: string): Promise<number | null>
   const [row] = await db
     .select({ ms: sql<number | null>`extract(epoch from (min(${jobs.dueAt}) - now())) * 1000` })
     .from(jobs)
-    .where(and(eq(jobs.provider, provider), inArray(jobs.status, [...pollable]), isNotNull(jobs.dueAt)));
+    .where(
+      and(
+        eq(jobs.provider, provider),
+        inArray(jobs.status, [...pollable]),
+        isNotNull(jobs.dueAt),
+        // A job being polled right now is not due: its worker reschedules it.
+        or(isNull(jobs.leaseUntil), lte(jobs.leaseUntil, sql`now()`)),
+      ),
+    );
   return row?.ms === null || row?.ms === undefined ? null : Number(row.ms);
 }
 
