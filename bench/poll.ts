@@ -17,13 +17,13 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import { type Emulator, startEmulator } from '../src/emulators/index.js';
 import { newId } from '../src/ids.js';
+import { freePort } from '../src/http/free-port.js';
 
 const { values } = parseArgs({
   options: {
@@ -104,13 +104,6 @@ interface Result {
   cpu?: string;
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 function cpuTicks(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');

@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseFileConfig, type Config, type ProviderConfig, type ProviderKind } from './config.js';
 import { type Emulator, startEmulator } from './emulators/index.js';
 import { createLogger } from './ops/logger.js';
 import { startRelay } from './server.js';
+import { freePort } from './http/free-port.js';
 
 /**
  * `npm run demo`: the relay on a throw-away PGlite database, with a loopback emulator for each
@@ -35,13 +35,6 @@ const jobs: DemoJob[] = [
   { provider: 'gemini', label: 'refused: allow_all', body: { model: 'veo-3.1-fast-generate-preview', prompt: 'People', provider_options: { personGeneration: 'allow_all' } } },
 ];
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

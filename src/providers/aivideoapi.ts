@@ -1,6 +1,7 @@
 import type { ProviderConfig } from '../config.js';
 import type { JobRequest, RuleViolation } from '../jobs/request.js';
 import { normaliseProgress, type Observation } from '../jobs/states.js';
+import { asObject, objectDocument } from './documents.js';
 import { callProvider, type FetchFn } from './http.js';
 import { compact, optionString, Rules } from './rules.js';
 import {
@@ -27,14 +28,9 @@ const statusMap: Record<string, Observation['status']> = {
 
 const eventStatus: Record<string, string> = { 'task.completed': 'completed', 'task.failed': 'failed' };
 
-function asObject(value: unknown): Record<string, unknown> | null {
-  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
-}
-
 /** The task document, accepting it bare (as the seed shows) or inside the `{code, msg, data}` envelope the submit answer uses. */
 function taskDocument(body: unknown): Record<string, unknown> {
-  const doc = asObject(body);
-  if (!doc) throw new MalformedPayloadError('expected a JSON object');
+  const doc = objectDocument(body);
   const data = asObject(doc.data);
   if (data && doc.status === undefined && (data.status !== undefined || data.id !== undefined)) return data;
   return doc;

@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { ProviderConfig } from '../config.js';
 import type { JobRequest, RuleViolation } from '../jobs/request.js';
 import { normaliseProgress, type Observation } from '../jobs/states.js';
+import { asObject, nonEmptyString, objectDocument } from './documents.js';
 import { callProvider, type FetchFn } from './http.js';
 import { compact, Rules } from './rules.js';
 import {
@@ -38,14 +39,6 @@ const ASPECTS = ['16:9', '9:16'] as const;
 /** Standard Webhooks' replay window. */
 const WEBHOOK_TOLERANCE_S = 5 * 60;
 
-function asObject(value: unknown): Record<string, unknown> | null {
-  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
-}
-
-function nonEmptyString(value: unknown): string | undefined {
-  return typeof value === 'string' && value ? value : undefined;
-}
-
 function readObservation(doc: Record<string, unknown>): Observation | null {
   if (typeof doc.status !== 'string') throw new MalformedPayloadError('missing "status"');
   const status = statusMap[doc.status.toLowerCase()];
@@ -66,9 +59,7 @@ function readObservation(doc: Record<string, unknown>): Observation | null {
 
 /** Null for a status the relay does not act on. */
 export function parseOpenaiVideosStatus(body: unknown): Observation | null {
-  const doc = asObject(body);
-  if (!doc) throw new MalformedPayloadError('expected a JSON object');
-  return readObservation(doc);
+  return readObservation(objectDocument(body));
 }
 
 /**

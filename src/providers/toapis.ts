@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { ProviderConfig } from '../config.js';
 import type { JobRequest, RuleViolation } from '../jobs/request.js';
 import { normaliseProgress, type Observation } from '../jobs/states.js';
+import { asObject, objectDocument } from './documents.js';
 import { callProvider, type FetchFn } from './http.js';
 import { compact, Rules } from './rules.js';
 import {
@@ -35,10 +36,6 @@ const eventStatus: Record<string, string> = { 'generation.completed': 'completed
 const SIGNATURE_TOLERANCE_S = 5 * 60;
 const SIGNATURE_BYTES = 32;
 
-function asObject(value: unknown): Record<string, unknown> | null {
-  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
-}
-
 /** The first element when the older answers wrap a document in a one-item `data` array. */
 function firstOrSelf(value: unknown): Record<string, unknown> | null {
   return asObject(Array.isArray(value) ? value[0] : value);
@@ -46,8 +43,7 @@ function firstOrSelf(value: unknown): Record<string, unknown> | null {
 
 /** The task document, accepting it bare or inside the older `{code, data}` envelope. */
 function taskDocument(body: unknown): Record<string, unknown> {
-  const doc = asObject(body);
-  if (!doc) throw new MalformedPayloadError('expected a JSON object');
+  const doc = objectDocument(body);
   const data = firstOrSelf(doc.data);
   if (data && doc.status === undefined && data.status !== undefined) return data;
   return doc;

@@ -2,6 +2,7 @@ import type { ProviderConfig } from '../config.js';
 import type { JobError } from '../db/schema.js';
 import type { JobRequest, RuleViolation } from '../jobs/request.js';
 import { normaliseProgress, type Observation } from '../jobs/states.js';
+import { asObject, nonEmptyString, objectDocument } from './documents.js';
 import { callProvider, type FetchFn } from './http.js';
 import { compact, Rules } from './rules.js';
 import { MalformedPayloadError, type ProviderAdapter, type SubmitRequest, type SubmitResult } from './types.js';
@@ -32,14 +33,6 @@ const MODELS = Object.keys(MODEL_TIERS);
 const DURATIONS = [4, 6, 8] as const;
 const ASPECTS = ['16:9', '9:16'] as const;
 
-function asObject(value: unknown): Record<string, unknown> | null {
-  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
-}
-
-function nonEmptyString(value: unknown): string | undefined {
-  return typeof value === 'string' && value ? value : undefined;
-}
-
 /** `error` (a string or `{code, message}`), `fail_reason` or `message`, whichever the provider filled in. */
 function failureOf(doc: Record<string, unknown>): JobError {
   const err = asObject(doc.error);
@@ -67,9 +60,7 @@ function readObservation(doc: Record<string, unknown>): Observation | null {
 
 /** Null for `unknown` and any other status the relay does not act on. */
 export function parseVideoGenerationsStatus(body: unknown): Observation | null {
-  const doc = asObject(body);
-  if (!doc) throw new MalformedPayloadError('expected a JSON object');
-  return readObservation(doc);
+  return readObservation(objectDocument(body));
 }
 
 /**

@@ -1,17 +1,10 @@
-import { createServer } from 'node:net';
 import { parseFileConfig, type Config, type ProviderConfig } from '../../src/config.js';
 import { createLogger } from '../../src/ops/logger.js';
 import { type RunningRelay, startRelay } from '../../src/server.js';
 import { createScratchDatabase, TEST_DATABASE_URL } from './db.js';
 import { ADMIN_KEY, SECRET } from './relay.js';
+import { freePort } from '../../src/http/free-port.js';
 
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 export interface RealRelay extends RunningRelay {
   /** A fetch against the relay with the admin key. */
