@@ -7,6 +7,8 @@ import type { ProviderConfig } from '../config.js';
  * spends them where the answer is likely to change:
  * - before any progress shows, the interval grows from `interval_s` toward `max_interval_s`
  *   (nothing is about to finish, and noticing that work started a little late costs nothing);
+ * - the first progress seen bounds the finish: work cannot have started before the submission,
+ *   so the average rate since then is the slowest possible, and the next poll is never later;
  * - once the provider reports progress twice, the finishing time is estimated from the progress
  *   made over the longest baseline seen, and the next poll lands just before it, nearer as the
  *   estimate gets better (its error shrinks as the baseline grows); a poll that comes too early
@@ -89,13 +91,17 @@ export function nextPollDelayMs(s: PollState, poll: PollConfig): number {
       const margin = Math.min(0.5, 2 * est.relError);
       delay = Math.max(est.remainingMs * (1 - margin), NEAR * unit);
     }
-  } else if (s.progress !== null && s.progress > 0) {
-    // Work has started but there is no rate yet: ask again soon, to learn how fast it goes.
-    delay = Math.min(blind, unit);
   }
   delay = Math.min(cap, Math.max(MIN_DELAY * unit, delay));
   // A limited budget outranks max_interval_s: blind polls wait their fair turn.
   if (!est && s.fairShareMs) delay = Math.max(delay, s.fairShareMs);
+  if (!est && s.progress !== null && s.progress > 0 && s.progress < 100) {
+    // Work has started but there is no rate yet. Ask again soon to learn it, and never later than
+    // the latest plausible finish: progress cannot have started before the submission, so the
+    // average rate since then is the slowest it can be going.
+    const latestFinish = ((s.now - s.submittedAt) * (100 - s.progress)) / s.progress;
+    delay = Math.min(Math.max(unit, s.fairShareMs ?? 0), latestFinish + AIM_PAST * unit);
+  }
   const ageLeft = s.submittedAt + poll.max_age_s * 1000 - s.now;
   if (ageLeft >= 0) delay = Math.min(delay, ageLeft + JUST_PAST_MS);
   return Math.round(delay);
