@@ -13,6 +13,8 @@ export interface Deps {
   /** Server secret for callback tokens. */
   secret: string;
   log: Logger;
+  /** Aborted when the relay starts shutting down: long-polls and event streams end at once. */
+  closing: AbortSignal;
 }
 
 export type AppEnv = {

@@ -33,7 +33,8 @@ export async function startRelay(config: Config, log: Logger): Promise<RunningRe
     await migrate(database);
     const secret = await loadServerSecret(database.db, config.secret);
     const bootstrapKey = await ensureBootstrapKey(database, config.adminKey);
-    const deps: Deps = { config, database, db: database.db, providers, secret, log };
+    const closing = new AbortController();
+    const deps: Deps = { config, database, db: database.db, providers, secret, log, closing: closing.signal };
 
     const app = createApp(deps);
     const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host });
@@ -54,7 +55,8 @@ export async function startRelay(config: Config, log: Logger): Promise<RunningRe
       metrics,
       bootstrapKey,
       async stop() {
-        // Workers stop claiming at once (what they hold finishes) while the server drains its requests.
+        // Waiters and streams answer now; workers stop claiming (what they hold finishes) while the server drains.
+        closing.abort();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         // Idle keep-alive connections would hold close() open; requests in flight finish first.
         (server as import('node:http').Server).closeIdleConnections();

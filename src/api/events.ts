@@ -1,16 +1,12 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import type { AppEnv } from '../context.js';
-import { cursorAfter, decodeCursor, readFeed } from '../events/feed.js';
+import { cursorAfter, decodeCursor, followFeed, readFeed } from '../events/feed.js';
 import { eventView } from './jobs.js';
 import { errorResponse, protectedRoute } from './openapi.js';
 import { JobEvent } from './schemas.js';
 
-/** Events per query while a stream catches up. */
-const STREAM_BATCH = 200;
 const HEARTBEAT_MS = 15_000;
-/** How often a stream looks for events when no notification came, in case one was missed. */
-const STREAM_FALLBACK_MS = 10_000;
 
 const After = z
   .string()
@@ -76,51 +72,27 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>) {
 
   app.openapi(streamRoute, (c) => {
     const { deps, log } = c.var;
-    let after = decodeCursor(c.req.valid('header')['last-event-id'] || c.req.valid('query').after);
-    const notifier = deps.database.notifier;
-    const signal = c.req.raw.signal;
+    const after = decodeCursor(c.req.valid('header')['last-event-id'] || c.req.valid('query').after);
+    const request = AbortSignal.any([c.req.raw.signal, deps.closing]);
     return streamSSE(c, async (stream) => {
-      let pending = false;
-      let wake: (() => void) | null = null;
-      const poke = () => {
-        pending = true;
-        wake?.();
-      };
-      const unsubscribe = notifier.subscribe('relay_events', poke);
-      stream.onAbort(poke);
-      signal.addEventListener('abort', poke, { once: true });
+      const gone = new AbortController();
+      const leave = () => gone.abort();
+      stream.onAbort(leave);
+      request.addEventListener('abort', leave, { once: true });
+      if (request.aborted) leave();
       const heartbeat = setInterval(() => void stream.write(': keep-alive\n\n'), HEARTBEAT_MS);
-      const open = () => !stream.aborted && !stream.closed && !signal.aborted;
       try {
-        await notifier.listening('relay_events');
         await stream.write(': stream open\n\n');
-        while (open()) {
-          pending = false;
-          const page = await readFeed(deps.db, after, STREAM_BATCH);
-          for (const event of page.events) {
-            if (!open()) return;
-            await stream.writeSSE({ id: cursorAfter(event), event: event.type, data: JSON.stringify(eventView(event)) });
-            after = event.commitSeq;
-          }
-          if (page.more || pending) continue;
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(done, STREAM_FALLBACK_MS);
-            function done() {
-              clearTimeout(timer);
-              wake = null;
-              resolve();
-            }
-            wake = done;
-            if (pending || !open()) done();
-          });
+        const ctx = { db: deps.db, notifier: deps.database.notifier };
+        for await (const event of followFeed(ctx, after, gone.signal)) {
+          await stream.writeSSE({ id: cursorAfter(event), event: event.type, data: JSON.stringify(eventView(event)) });
         }
       } catch (err) {
         // Ending the stream is enough: the client reconnects with Last-Event-ID and resumes here.
         log.warn({ err }, 'event stream stopped');
       } finally {
         clearInterval(heartbeat);
-        unsubscribe();
-        signal.removeEventListener('abort', poke);
+        request.removeEventListener('abort', leave);
       }
     }) as never;
   });

@@ -202,7 +202,7 @@ export function registerJobRoutes(app: OpenAPIHono<AppEnv>) {
     const { deps } = c.var;
     const waitMs = c.req.valid('query').wait * 1000;
     const ctx = { db: deps.db, notifier: deps.database.notifier };
-    const job = await waitForTerminalJob(ctx, c.req.valid('param').id, waitMs, c.req.raw.signal);
+    const job = await waitForTerminalJob(ctx, c.req.valid('param').id, waitMs, AbortSignal.any([c.req.raw.signal, c.var.deps.closing]));
     return c.json(jobView(job), 200);
   });
   app.openapi(eventsRoute, async (c) => {

@@ -1,5 +1,6 @@
 import { asc, gt } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
+import type { Notifier } from '../db/notify.js';
 import { type EventRow, jobEvents } from '../db/schema.js';
 import { AppError } from '../errors.js';
 
@@ -15,6 +16,11 @@ import { AppError } from '../errors.js';
  * visible in the same order: whenever an event with commit_seq n is visible, every lower one already
  * is (or never will be, if its commit failed), and `commit_seq > cursor` cannot skip anything.
  * The same holds on PGlite, where the one connection runs transactions one at a time anyway.
+ *
+ * Not chosen: serving only events whose transaction id is below the snapshot's xmin. It skips
+ * nothing either, but its order is that of transaction ids (taken at a transaction's first write,
+ * not at commit), which can put a job's second event before its first, and any long transaction
+ * on the server, in any database, holds the whole feed back.
  */
 
 /** An event that has committed, so has its place in the feed. */
@@ -61,4 +67,55 @@ export async function readFeed(db: Db, after: number, limit: number): Promise<Fe
 /** The cursor that follows `event` in the feed (an SSE message's `id`). */
 export function cursorAfter(event: FeedEvent): string {
   return encodeCursor(event.commitSeq);
+}
+
+/** Events per query while a follower catches up. */
+const FOLLOW_BATCH = 200;
+/** How often a follower looks for events when no notification came, in case one was missed. */
+const FOLLOW_FALLBACK_MS = 10_000;
+
+/**
+ * Every event after `after` as it commits, until `signal` aborts: reads the feed, then sleeps until
+ * a `relay_events` notification (sent by the commit of any replica) or the slow fallback timer.
+ */
+export async function* followFeed(
+  ctx: { db: Db; notifier: Notifier },
+  after: number,
+  signal: AbortSignal,
+): AsyncGenerator<FeedEvent> {
+  let pending = false;
+  let wake: (() => void) | null = null;
+  const poke = () => {
+    pending = true;
+    wake?.();
+  };
+  const unsubscribe = ctx.notifier.subscribe('relay_events', poke);
+  signal.addEventListener('abort', poke, { once: true });
+  try {
+    // Subscribed before the first read, so nothing that commits after it goes unnoticed.
+    await ctx.notifier.listening('relay_events');
+    while (!signal.aborted) {
+      pending = false;
+      const page = await readFeed(ctx.db, after, FOLLOW_BATCH);
+      for (const event of page.events) {
+        if (signal.aborted) return;
+        yield event;
+        after = event.commitSeq;
+      }
+      if (page.more || pending) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, FOLLOW_FALLBACK_MS);
+        function done() {
+          clearTimeout(timer);
+          wake = null;
+          resolve();
+        }
+        wake = done;
+        if (pending || signal.aborted) done();
+      });
+    }
+  } finally {
+    unsubscribe();
+    signal.removeEventListener('abort', poke);
+  }
 }

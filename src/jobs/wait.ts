@@ -31,7 +31,7 @@ interface Watch {
  */
 class JobWaits {
   private readonly watches = new Map<string, Watch>();
-  /** In-flight reads for timed-out waiters, shared by those of one job that time out together. */
+  /** In-flight reads for waiters that timed out, shared by those of one job that time out together. */
   private readonly reads = new Map<string, Promise<JobRow>>();
   readonly listening: Promise<void>;
 
@@ -56,13 +56,13 @@ class JobWaits {
     if (watch.waiters.size === 0) this.watches.delete(jobId);
   }
 
-  /** The job may have changed: read it again (once, however many ask meanwhile) and release its waiters if it is terminal. */
   get size(): number {
     let n = 0;
     for (const watch of this.watches.values()) n += watch.waiters.size;
     return n;
   }
 
+  /** The job may have changed: read it again (once, however many ask meanwhile) and release its waiters if it is terminal. */
   changed(jobId: string) {
     const watch = this.watches.get(jobId);
     if (!watch) return;

@@ -43,6 +43,7 @@ export async function startTestRelay(providers: Record<string, unknown>): Promis
     providers: createProviders(providerMap.values()),
     secret: SECRET,
     log: createLogger('silent'),
+    closing: new AbortController().signal,
   };
   const app = createApp(deps);
   return {
