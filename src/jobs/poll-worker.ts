@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, isNotNull, isNull, lte, or, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNotNull, isNull, lte, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import type { Notifier } from '../db/notify.js';
 import { type JobRow, jobs } from '../db/schema.js';
@@ -12,6 +12,7 @@ import { relayContentUrl } from './content.js';
 import { nextPollDelayMs } from './schedule.js';
 import { decide, type Observation } from './states.js';
 import { applyObservation } from './transition.js';
+import { claimDueJobs, fromNow } from './claim.js';
 import { startLoop, type Loop } from './loop.js';
 
 export interface PollContext {
@@ -41,37 +42,8 @@ const pollable = ['submitted', 'processing', 'expired'] as const;
  * (its worker died) makes the job claimable again.
  */
 export async function claimDuePolls(db: Db, provider: string, limit: number, leaseMs: number): Promise<JobRow[]> {
-  if (limit <= 0) return [];
-  // Two statements in one transaction, not `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP
-  // LOCKED)`: Postgres may run such a sub-select more than once and lease more than `limit` rows.
-  return db.transaction(async (tx) => {
-    const due = await tx
-      .select({ id: jobs.id })
-      .from(jobs)
-      .where(
-        and(
-          eq(jobs.provider, provider),
-          inArray(jobs.status, [...pollable]),
-          isNotNull(jobs.providerTaskId),
-          lte(jobs.dueAt, sql`now()`),
-          or(isNull(jobs.leaseUntil), lte(jobs.leaseUntil, sql`now()`)),
-        ),
-      )
-      .orderBy(asc(jobs.dueAt))
-      .limit(limit)
-      .for('update', { skipLocked: true });
-    if (!due.length) return [];
-    return tx
-      .update(jobs)
-      .set({ leaseUntil: sql`now() + ${`${leaseMs} milliseconds`}::interval`, polls: sql`${jobs.polls} + 1` })
-      .where(
-        inArray(
-          jobs.id,
-          due.map((j) => j.id),
-        ),
-      )
-      .returning();
-  });
+  const where = and(eq(jobs.provider, provider), inArray(jobs.status, [...pollable]), isNotNull(jobs.providerTaskId));
+  return claimDueJobs(db, where, limit, leaseMs, 'polls');
 }
 
 /** Milliseconds until the provider's next due poll (≤ 0: due now), or null when none is scheduled. */
@@ -97,7 +69,7 @@ async function reschedule(db: Db, jobId: string, delayMs: number | null, patch: 
     .set({
       ...patch,
       leaseUntil: null,
-      dueAt: delayMs === null ? null : sql`now() + ${`${Math.round(delayMs)} milliseconds`}::interval`,
+      dueAt: delayMs === null ? null : fromNow(delayMs),
     })
     .where(eq(jobs.id, jobId));
 }
@@ -176,7 +148,7 @@ export async function pollClaimed(
         ...next.patch,
         ...(progress !== null ? { progress: sql`greatest(coalesce(${jobs.progress}, 0), ${progress})` } : {}),
         leaseUntil: null,
-        dueAt: sql`now() + ${`${Math.round(next.delayMs)} milliseconds`}::interval`,
+        dueAt: fromNow(next.delayMs),
       })
       .where(and(eq(jobs.id, job.id), eq(jobs.status, job.status)))
       .returning({ id: jobs.id });
@@ -198,7 +170,7 @@ export async function pollClaimed(
       .set({
         ...next.patch,
         leaseUntil: null,
-        dueAt: next.delayMs === null ? null : sql`now() + ${`${Math.round(next.delayMs)} milliseconds`}::interval`,
+        dueAt: next.delayMs === null ? null : fromNow(next.delayMs),
       })
       .where(eq(jobs.id, job.id));
     return current;

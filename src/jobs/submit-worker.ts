@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, isNull, lte, or, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import { jobCallbackUrl } from '../callbacks/tokens.js';
 import type { Db } from '../db/client.js';
 import type { Notifier } from '../db/notify.js';
@@ -13,6 +13,7 @@ import { firstPollDelayMs } from './schedule.js';
 import { jobRequestOf } from './create.js';
 import { startLoop, type Loop } from './loop.js';
 import { applyObservation } from './transition.js';
+import { claimDueJobs, fromNow } from './claim.js';
 
 export interface SubmitContext {
   db: Db;
@@ -36,38 +37,13 @@ export interface SubmitWorkerOptions {
  */
 export async function claimDueSubmissions(db: Db, providers: string[], limit: number, leaseMs: number): Promise<JobRow[]> {
   if (!providers.length) return [];
-  return db.transaction(async (tx) => {
-    const due = await tx
-      .select()
-      .from(jobs)
-      .where(
-        and(
-          eq(jobs.status, 'queued'),
-          // A replica that does not know a provider (a rolling deploy) leaves its jobs to one that does.
-          inArray(jobs.provider, providers),
-          isNull(jobs.providerTaskId),
-          lte(jobs.dueAt, sql`now()`),
-          or(isNull(jobs.leaseUntil), lte(jobs.leaseUntil, sql`now()`)),
-        ),
-      )
-      .orderBy(asc(jobs.dueAt))
-      .limit(limit)
-      .for('update', { skipLocked: true });
-    if (!due.length) return [];
-    await tx
-      .update(jobs)
-      .set({
-        leaseUntil: sql`now() + ${`${leaseMs} milliseconds`}::interval`,
-        attempts: sql`${jobs.attempts} + 1`,
-      })
-      .where(
-        inArray(
-          jobs.id,
-          due.map((j) => j.id),
-        ),
-      );
-    return due.map((j) => ({ ...j, attempts: j.attempts + 1 }));
-  });
+  const where = and(
+    eq(jobs.status, 'queued'),
+    // A replica that does not know a provider (a rolling deploy) leaves its jobs to one that does.
+    inArray(jobs.provider, providers),
+    isNull(jobs.providerTaskId),
+  );
+  return claimDueJobs(db, where, limit, leaseMs, 'attempts');
 }
 
 /**
@@ -77,7 +53,7 @@ export async function claimDueSubmissions(db: Db, providers: string[], limit: nu
 async function markInFlight(db: Db, job: JobRow, leaseMs: number): Promise<boolean> {
   const rows = await db
     .update(jobs)
-    .set({ submitInFlightSince: sql`now()`, leaseUntil: sql`now() + ${`${leaseMs} milliseconds`}::interval` })
+    .set({ submitInFlightSince: sql`now()`, leaseUntil: fromNow(leaseMs) })
     .where(
       and(
         eq(jobs.id, job.id),
@@ -121,7 +97,7 @@ async function retryLater(db: Db, jobId: string, delayMs: number, error: JobErro
   await db
     .update(jobs)
     .set({
-      dueAt: sql`now() + ${`${delayMs} milliseconds`}::interval`,
+      dueAt: fromNow(delayMs),
       leaseUntil: null,
       submitInFlightSince: null,
       lastError: error,
@@ -134,7 +110,7 @@ async function deferSubmission(db: Db, jobId: string, delayMs: number) {
   await db
     .update(jobs)
     .set({
-      dueAt: sql`now() + ${`${Math.round(delayMs)} milliseconds`}::interval`,
+      dueAt: fromNow(delayMs),
       leaseUntil: null,
       attempts: sql`${jobs.attempts} - 1`,
     })
@@ -164,7 +140,7 @@ async function recordAccepted(ctx: SubmitContext, job: JobRow, result: SubmitRes
       .update(jobs)
       .set({
         providerTaskId: result.taskId,
-        dueAt: sql`now() + ${`${firstPollDelayMs(adapter.config.poll, adapter.config.callbacks)} milliseconds`}::interval`,
+        dueAt: fromNow(firstPollDelayMs(adapter.config.poll, adapter.config.callbacks)),
         leaseUntil: null,
         submitInFlightSince: null,
         lastError: null,
