@@ -4,13 +4,20 @@ import { ConfigError, loadConfig } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { DataDirLockedError } from './db/lock.js';
 import { migrate } from './db/migrate.js';
+import type { JobStatus } from './db/schema.js';
 import { AppError } from './errors.js';
+import { listJobs } from './jobs/list.js';
+import { getJob, listJobEvents } from './jobs/queries.js';
+import { jobView } from './jobs/view.js';
 
 const usage = `usage: npm run cli -- <command>
 
   keys create --name NAME --scopes SCOPE[,SCOPE…]   create an API key (printed once)
   keys list                                         list keys (never their secrets)
   keys revoke KEY_ID                                revoke a key
+  jobs get JOB_ID                                   one job, with its events
+  jobs list [--status S[,S…]] [--provider P] [--limit N] [--cursor C]
+                                                    jobs, newest first
   migrate                                           apply database migrations
 
 scopes: ${scopes.join(', ')}
@@ -32,7 +39,16 @@ async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { name: { type: 'string' }, scopes: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      name: { type: 'string' },
+      scopes: { type: 'string' },
+      status: { type: 'string' },
+      provider: { type: 'string' },
+      limit: { type: 'string' },
+      cursor: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   const [group, action, arg] = positionals;
   if (values.help || !group) {
@@ -86,6 +102,45 @@ async function run(argv: string[]): Promise<number> {
         process.stderr.write(`${err.message}\n`);
         return 1;
       }
+    }
+    if (group === 'jobs' && action === 'get') {
+      if (!arg) throw new UsageError('jobs get needs a job id');
+      try {
+        const job = jobView(await getJob(db, arg));
+        const events = (await listJobEvents(db, arg, 500)).data.map((e) => `  ${e.sequence}. ${e.type}  ${e.createdAt.toISOString()}`);
+        out(
+          [
+            `${job.id}  ${job.status}  ${job.provider}${job.model ? ` (${job.model})` : ''}  task ${job.provider_task_id ?? '—'}`,
+            job.error ? `error: ${job.error.code}: ${job.error.message}` : '',
+            job.result ? `videos: ${job.result.video_urls.join(' ')}` : '',
+            'events:',
+            ...events,
+          ]
+            .filter(Boolean)
+            .join('\n'),
+          job,
+        );
+        return 0;
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        process.stderr.write(`${err.message}\n`);
+        return 1;
+      }
+    }
+    if (group === 'jobs' && action === 'list') {
+      const limit = values.limit ? Number(values.limit) : 50;
+      if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new UsageError('--limit must be 1–200');
+      const page = await listJobs(db, {
+        statuses: values.status?.split(',').filter(Boolean) as JobStatus[] | undefined,
+        provider: values.provider,
+        limit,
+        cursor: values.cursor,
+      });
+      const rows = page.data.map(jobView);
+      const lines = rows.map((j) => `${j.id}  ${j.status.padEnd(10)}  ${j.provider}  ${j.created_at}`);
+      if (page.next_cursor) lines.push(`more: --cursor ${page.next_cursor}`);
+      out(lines.join('\n') || 'no jobs', { data: rows, next_cursor: page.next_cursor });
+      return 0;
     }
     throw new UsageError(`unknown command: ${positionals.join(' ')}`);
   } finally {

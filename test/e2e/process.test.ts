@@ -226,3 +226,36 @@ describe(`a relay killed while it holds poll leases (${dbKind})`, () => {
     expect(await second.exited).toBe(0);
   }, 60_000);
 });
+
+describe(`the CLI (${dbKind})`, () => {
+  it('creates a key, lists and gets jobs, and answers with exit codes that mean something', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relay-cli-'));
+    const scratch = TEST_DATABASE_URL ? await createScratchDatabase() : undefined;
+    const env = { PATH: process.env.PATH ?? '', ...(scratch ? { DATABASE_URL: scratch.url } : { DATA_DIR: join(dir, 'data') }) };
+    const cli = (...args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const proc = spawn(process.execPath, [join(import.meta.dirname, '../../dist/cli.js'), ...args], { env });
+        let stdout = '';
+        let stderr = '';
+        proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        proc.on('exit', (code) => resolve({ code, stdout, stderr }));
+      });
+    try {
+      const created = await cli('keys', 'create', '--name', 'ops', '--scopes', 'jobs:read', '--json');
+      expect(created.code).toBe(0);
+      expect(JSON.parse(created.stdout)).toMatchObject({ name: 'ops', scopes: ['jobs:read'], key: expect.stringMatching(/^crk_/) });
+      const listed = await cli('keys', 'list', '--json');
+      expect(JSON.parse(listed.stdout)[0]).not.toHaveProperty('key');
+      expect((await cli('jobs', 'list', '--json')).stdout.trim()).toBe('{"data":[],"next_cursor":null}');
+      const missing = await cli('jobs', 'get', 'job_nope');
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toMatch(/not found/);
+      expect((await cli('keys', 'create', '--name', 'x', '--scopes', 'root')).code).toBe(2);
+      expect((await cli('nonsense')).code).toBe(2);
+    } finally {
+      await scratch?.drop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
