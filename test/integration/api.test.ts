@@ -1,3 +1,4 @@
+import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Scope } from '../../src/auth/keys.js';
 import { scopes } from '../../src/auth/keys.js';
@@ -136,9 +137,12 @@ describe(`internal API (${dbKind})`, () => {
     expect(await ready.json()).toEqual({ status: 'ok', checks: { database: 'ok', migrations: 'ok' } });
   });
 
-  it('the OpenAPI document is 3.1 and describes every route', async () => {
+  it('the OpenAPI document is valid 3.1 and describes every route', async () => {
     const doc = (await (await relay.app.request('/openapi.json')).json()) as { openapi: string; paths: Record<string, unknown> };
     expect(doc.openapi).toBe('3.1.0');
+    const validation = await new Validator().validate(doc as never);
+    expect(validation.errors ?? []).toEqual([]);
+    expect(validation.valid).toBe(true);
     for (const path of ['/v1/jobs', '/v1/keys', '/v1/keys/{id}', '/v1/jobs/{id}/refresh', '/v1/jobs/{id}/content', '/v1/jobs/track', '/v1/jobs/{id}', '/v1/jobs/{id}/events', '/v1/jobs/{id}/callbacks', '/v1/providers', '/callbacks/{provider}/{token}', '/callbacks/{provider}/{job_id}/{token}', '/healthz', '/readyz']) {
       expect(doc.paths, path).toHaveProperty([path]);
     }
