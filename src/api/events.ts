@@ -1,12 +1,15 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import { streamSSE } from 'hono/streaming';
 import type { AppEnv } from '../context.js';
+import { AppError } from '../errors.js';
+import { linkedSignal } from '../http/signals.js';
 import { cursorAfter, decodeCursor, followFeed, readFeed } from '../events/feed.js';
 import { eventView } from './jobs.js';
 import { errorResponse, protectedRoute } from './openapi.js';
 import { JobEvent } from './schemas.js';
 
 const HEARTBEAT_MS = 15_000;
+const MAX_STREAMS = 200;
 
 const After = z
   .string()
@@ -60,6 +63,7 @@ const streamRoute = protectedRoute('jobs:read', {
       description: 'The stream; it runs until the client disconnects.',
     },
     400: errorResponse('The cursor is not one the relay gave out.'),
+    429: errorResponse('Too many streams are open on this replica.'),
   },
 });
 
@@ -70,10 +74,17 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>) {
     return c.json({ data: page.events.map(eventView), next_cursor: page.cursor, has_more: page.more }, 200);
   });
 
+  let openStreams = 0;
   app.openapi(streamRoute, (c) => {
     const { deps, log } = c.var;
+    // Each stream re-reads the feed on every wake-up; past this many, new ones are turned away.
+    if (openStreams >= MAX_STREAMS) {
+      throw new AppError('rate_limited', `too many open event streams (${MAX_STREAMS}); use GET /v1/events or retry later`);
+    }
     const after = decodeCursor(c.req.valid('header')['last-event-id'] || c.req.valid('query').after);
-    const request = AbortSignal.any([c.req.raw.signal, deps.closing]);
+    const linked = linkedSignal(c.req.raw.signal, deps.closing);
+    const request = linked.signal;
+    openStreams++;
     return streamSSE(c, async (stream) => {
       const gone = new AbortController();
       const leave = () => gone.abort();
@@ -93,6 +104,8 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>) {
       } finally {
         clearInterval(heartbeat);
         request.removeEventListener('abort', leave);
+        linked.release();
+        openStreams--;
       }
     }) as never;
   });

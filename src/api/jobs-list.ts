@@ -66,7 +66,8 @@ function invalid(field: string, message: string): AppError {
  * parameter the schema does not know is refused, so a misspelt filter never silently lists everything.
  */
 function metadataFilter(query: Record<string, string[]>): Record<string, string> {
-  const metadata: Record<string, string> = {};
+  // No prototype: `metadata[__proto__]=x` must be a filter like any other, not a no-op.
+  const metadata: Record<string, string> = Object.create(null);
   for (const [param, values] of Object.entries(query)) {
     if (knownParams.has(param)) continue;
     const key = METADATA_PARAM.exec(param)?.[1];

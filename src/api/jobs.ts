@@ -3,13 +3,14 @@ import type { AppEnv } from '../context.js';
 import type { EventRow, ReceiptRow } from '../db/schema.js';
 import { streamJobContent } from '../jobs/content.js';
 import { createJob } from '../jobs/create.js';
-import { listJobEvents, listJobReceipts } from '../jobs/queries.js';
+import { getJob, listJobEvents, listJobReceipts } from '../jobs/queries.js';
 import { refreshJob } from '../jobs/refresh.js';
 import { JobRequestSchema } from '../jobs/request.js';
 import { trackJob } from '../jobs/track.js';
 import { MAX_WAIT_S, waitForTerminalJob } from '../jobs/wait.js';
 
 import { jobView } from '../jobs/view.js';
+import { linkedSignal } from '../http/signals.js';
 import { errorResponse, protectedRoute } from './openapi.js';
 import { CallbackReceipt, Job, JobEvent, JobId, Metadata, page, PageQuery } from './schemas.js';
 
@@ -202,8 +203,15 @@ export function registerJobRoutes(app: OpenAPIHono<AppEnv>) {
     const { deps } = c.var;
     const waitMs = c.req.valid('query').wait * 1000;
     const ctx = { db: deps.db, notifier: deps.database.notifier };
-    const job = await waitForTerminalJob(ctx, c.req.valid('param').id, waitMs, AbortSignal.any([c.req.raw.signal, c.var.deps.closing]));
-    return c.json(jobView(job), 200);
+    const id = c.req.valid('param').id;
+    if (waitMs === 0) return c.json(jobView(await getJob(deps.db, id)), 200);
+    // A waiter ends when its client leaves or when the relay shuts down, whichever comes first.
+    const { signal, release } = linkedSignal(c.req.raw.signal, deps.closing);
+    try {
+      return c.json(jobView(await waitForTerminalJob(ctx, id, waitMs, signal)), 200);
+    } finally {
+      release();
+    }
   });
   app.openapi(eventsRoute, async (c) => {
     const { limit, after } = c.req.valid('query');

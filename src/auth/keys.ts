@@ -63,7 +63,8 @@ export async function authenticate(db: Db, key: string, adminKey: string | undef
   return row ? { keyId: row.id, name: row.name, scopes: row.scopes as Scope[] } : null;
 }
 
-const BOOTSTRAP_LOCK_KEY = 726_351_002;
+// Distinct from the migration lock (…001) and the event commit-order lock (…002, see drizzle/0002).
+const BOOTSTRAP_LOCK_KEY = 726_351_003;
 
 /**
  * On the very first start, with no stored key and no RELAY_ADMIN_KEY, makes one admin key and

@@ -39,7 +39,14 @@ export function localNotifier(listen?: ListenFn, onError: (err: unknown) => void
     let ready = listening.get(channel);
     if (!ready) {
       ready = listen
-        ? listen(channel, (payload) => void emitter.emit(channel, payload)).then(() => {}, onError)
+        ? listen(channel, (payload) => void emitter.emit(channel, payload)).then(
+            () => {},
+            (err) => {
+              // Forget the failure so the next subscriber tries LISTEN again (the database may be back).
+              listening.delete(channel);
+              onError(err);
+            },
+          )
         : Promise.resolve();
       listening.set(channel, ready);
     }

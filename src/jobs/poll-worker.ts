@@ -140,7 +140,11 @@ export async function pollClaimed(
   if (!(obs !== null && decide(job, obs).kind === 'advance')) {
     // Most polls change nothing but progress: one UPDATE, guarded so that a callback that moved the
     // job meanwhile is not overwritten (then the transaction below runs instead).
-    const next = scheduleAfter(adapter, job, obs, now, fairShareMs);
+    // An expired job is only asked slowly, and not forever (see latePollDelay).
+    const next =
+      job.status === 'expired'
+        ? { delayMs: latePollDelay(adapter, job, now), patch: {} }
+        : scheduleAfter(adapter, job, obs, now, fairShareMs);
     const progress = obs?.progress ?? null;
     const updated = await ctx.db
       .update(jobs)
@@ -148,7 +152,7 @@ export async function pollClaimed(
         ...next.patch,
         ...(progress !== null ? { progress: sql`greatest(coalesce(${jobs.progress}, 0), ${progress})` } : {}),
         leaseUntil: null,
-        dueAt: fromNow(next.delayMs),
+        dueAt: next.delayMs === null ? null : fromNow(next.delayMs),
       })
       .where(and(eq(jobs.id, job.id), eq(jobs.status, job.status)))
       .returning({ id: jobs.id });
@@ -172,7 +176,8 @@ export async function pollClaimed(
         leaseUntil: null,
         dueAt: next.delayMs === null ? null : fromNow(next.delayMs),
       })
-      .where(eq(jobs.id, job.id));
+      // Guarded like the fast path: a job a callback finished meanwhile keeps its cleared schedule.
+      .where(and(eq(jobs.id, job.id), eq(jobs.status, current.status)));
     return current;
   });
   await expireIfDue(ctx, adapter, after, now);

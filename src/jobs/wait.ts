@@ -7,6 +7,7 @@ import { isTerminal } from './states.js';
 
 /** The longest `GET /v1/jobs/{id}?wait=` may hold a request, in seconds. */
 export const MAX_WAIT_S = 60;
+const SWEEP_MS = 5000;
 
 export interface WaitContext {
   db: Db;
@@ -34,6 +35,8 @@ class JobWaits {
   /** In-flight reads for waiters that timed out, shared by those of one job that time out together. */
   private readonly reads = new Map<string, Promise<JobRow>>();
   readonly listening: Promise<void>;
+  /** While anyone waits, every watched job is re-read this often: a lost notification costs at most this long. */
+  private sweep: NodeJS.Timeout | null = null;
 
   constructor(private readonly db: Db, notifier: Notifier) {
     notifier.subscribe('relay_events', (jobId) => this.changed(jobId));
@@ -47,6 +50,12 @@ class JobWaits {
       this.watches.set(jobId, watch);
     }
     watch.waiters.add(waiter);
+    if (!this.sweep) {
+      this.sweep = setInterval(() => {
+        for (const id of this.watches.keys()) this.changed(id);
+      }, SWEEP_MS);
+      this.sweep.unref();
+    }
   }
 
   remove(jobId: string, waiter: Waiter) {
@@ -54,6 +63,10 @@ class JobWaits {
     if (!watch) return;
     watch.waiters.delete(waiter);
     if (watch.waiters.size === 0) this.watches.delete(jobId);
+    if (this.watches.size === 0 && this.sweep) {
+      clearInterval(this.sweep);
+      this.sweep = null;
+    }
   }
 
   get size(): number {

@@ -182,6 +182,8 @@ describe(`GET /v1/jobs filters (${dbKind})`, () => {
     expect(await ids([['metadata[order_id]', 'A-17'], ['metadata[team]', 'red']])).toEqual(['job_f_0']);
     expect(await ids([['metadata[team name]', 'x y&z']])).toEqual(['job_f_3']);
     expect(await ids([['metadata[order_id]', 'A-1']])).toEqual([]);
+    // A key named like an object property is a filter like any other, not silently ignored.
+    expect(await ids([['metadata[__proto__]', 'x']])).toEqual([]);
   });
 
   it('filters combine, and paging keeps them', async () => {

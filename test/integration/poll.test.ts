@@ -120,6 +120,24 @@ describe(`polling (${dbKind})`, () => {
     expect(await eventTypes(relay, id)).toEqual(expect.arrayContaining(['job.expired', 'job.succeeded']));
   });
 
+  it('an expired job whose task never finishes is asked for as long again as max_age_s, then no more', async () => {
+    const id = await submit({ provider: 'vgshort', model: 'veo3.1-video-720p', prompt: 'never ends' });
+    const submitted = await relay.waitFor(id, (j) => j.provider_task_id !== null);
+    vgSlow.tasks.get(submitted.provider_task_id)!.finishAt = Date.now() + 3_600_000;
+    await relay.waitFor(id, (j) => j.status === 'expired');
+    const { eq } = await import('drizzle-orm');
+    const deadline = Date.now() + 5000;
+    let row;
+    do {
+      await new Promise((r) => setTimeout(r, 100));
+      [row] = await relay.deps.db.select().from(jobs).where(eq(jobs.id, id));
+    } while (row!.dueAt !== null && Date.now() < deadline);
+    expect(row!.dueAt).toBeNull();
+    const asked = vgSlow.requests.filter((r) => r.path.endsWith(submitted.provider_task_id)).length;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(vgSlow.requests.filter((r) => r.path.endsWith(submitted.provider_task_id)).length).toBe(asked);
+  });
+
   it('a job past max_age_s becomes expired, and a late callback still makes it succeeded', async () => {
     const id = await submit({ provider: 'avshort', prompt: 'late callback' });
     await relay.waitFor(id, (j) => j.status === 'expired' || j.status === 'succeeded');
