@@ -57,11 +57,22 @@ export async function authenticate(db: Db, key: string, adminKey: string | undef
   if (adminKey && secretsEqual(key, adminKey)) return { keyId: 'env', name: 'RELAY_ADMIN_KEY', scopes: ['admin'] };
   if (!key.startsWith('crk_') || key.length > 200) return null;
   const [row] = await db
-    .select({ id: apiKeys.id, name: apiKeys.name, scopes: apiKeys.scopes })
+    .select({ id: apiKeys.id, name: apiKeys.name, scopes: apiKeys.scopes, lastUsedAt: apiKeys.lastUsedAt })
     .from(apiKeys)
     .where(and(eq(apiKeys.hash, hashKey(key)), isNull(apiKeys.revokedAt)));
-  return row ? { keyId: row.id, name: row.name, scopes: row.scopes as Scope[] } : null;
+  if (!row) return null;
+  if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+    // At most one write per key a minute, so a busy key does not turn every read into a write.
+    await db
+      .update(apiKeys)
+      .set({ lastUsedAt: new Date() })
+      .where(eq(apiKeys.id, row.id))
+      .catch(() => {});
+  }
+  return { keyId: row.id, name: row.name, scopes: row.scopes as Scope[] };
 }
+
+const LAST_USED_RESOLUTION_MS = 60_000;
 
 // Distinct from the migration lock (…001) and the event commit-order lock (…002, see drizzle/0002).
 const BOOTSTRAP_LOCK_KEY = 726_351_003;

@@ -66,7 +66,8 @@ describe(`keys API (${dbKind})`, () => {
       prefix: created.prefix,
       scopes: ['jobs:read'],
       created_at: created.created_at,
-      last_used_at: null,
+      // It was just used (the two requests above).
+      last_used_at: expect.any(String),
       revoked_at: null,
     });
     const text = JSON.stringify(listed);
