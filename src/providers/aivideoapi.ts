@@ -1,7 +1,7 @@
 import type { ProviderConfig } from '../config.js';
 import type { JobRequest, RuleViolation } from '../jobs/request.js';
-import { normaliseProgress, type Observation } from '../jobs/states.js';
-import { asObject, objectDocument } from './documents.js';
+import type { Observation } from '../jobs/states.js';
+import { asObject, objectDocument, observedStatus } from './documents.js';
 import { callProvider, type FetchFn } from './http.js';
 import { compact, optionString, Rules } from './rules.js';
 import {
@@ -37,12 +37,10 @@ function taskDocument(body: unknown): Record<string, unknown> {
 }
 
 function readObservation(doc: Record<string, unknown>, fallbackStatus?: string): Observation | null {
-  const raw = doc.status ?? fallbackStatus;
-  if (typeof raw !== 'string') throw new MalformedPayloadError('missing "status"');
-  const status = statusMap[raw.toLowerCase()];
-  if (!status) return null;
-  const obs: Observation = { status, progress: normaliseProgress(doc.progress), raw: doc };
-  if (status === 'succeeded') {
+  const obs = observedStatus(doc, statusMap, fallbackStatus);
+  if (!obs) return null;
+  const { status } = obs;
+    if (status === 'succeeded') {
     const urls = asObject(doc.output)?.urls;
     obs.videoUrls = Array.isArray(urls) ? urls.filter((u): u is string => typeof u === 'string') : [];
   }

@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { ProviderConfig } from '../config.js';
 import type { JobRequest, RuleViolation } from '../jobs/request.js';
 import { normaliseProgress, type Observation } from '../jobs/states.js';
-import { asObject, nonEmptyString, objectDocument } from './documents.js';
+import { asObject, nonEmptyString, objectDocument, observedStatus } from './documents.js';
 import { callProvider, type FetchFn } from './http.js';
 import { compact, Rules } from './rules.js';
 import {
@@ -40,11 +40,10 @@ const ASPECTS = ['16:9', '9:16'] as const;
 const WEBHOOK_TOLERANCE_S = 5 * 60;
 
 function readObservation(doc: Record<string, unknown>): Observation | null {
-  if (typeof doc.status !== 'string') throw new MalformedPayloadError('missing "status"');
-  const status = statusMap[doc.status.toLowerCase()];
-  if (!status) return null;
-  const obs: Observation = { status, progress: normaliseProgress(doc.progress), raw: doc };
-  // The relay serves the video itself from `contentPath`, with the provider key.
+  const obs = observedStatus(doc, statusMap);
+  if (!obs) return null;
+  const { status } = obs;
+    // The relay serves the video itself from `contentPath`, with the provider key.
   if (status === 'succeeded') obs.videoUrls = [];
   if (status === 'failed') {
     obs.error = {

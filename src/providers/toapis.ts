@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { ProviderConfig } from '../config.js';
 import type { JobRequest, RuleViolation } from '../jobs/request.js';
 import { normaliseProgress, type Observation } from '../jobs/states.js';
-import { asObject, objectDocument } from './documents.js';
+import { asObject, objectDocument, observedStatus } from './documents.js';
 import { callProvider, type FetchFn } from './http.js';
 import { compact, Rules } from './rules.js';
 import {
@@ -69,12 +69,10 @@ function readError(error: unknown): { code: string; message: string } {
 }
 
 function readObservation(doc: Record<string, unknown>, fallbackStatus?: string): Observation | null {
-  const raw = doc.status ?? fallbackStatus;
-  if (typeof raw !== 'string') throw new MalformedPayloadError('missing "status"');
-  const status = statusMap[raw.toLowerCase()];
-  if (!status) return null;
-  const obs: Observation = { status, progress: normaliseProgress(doc.progress), raw: doc };
-  if (status === 'succeeded') obs.videoUrls = resultUrls(doc.result);
+  const obs = observedStatus(doc, statusMap, fallbackStatus);
+  if (!obs) return null;
+  const { status } = obs;
+    if (status === 'succeeded') obs.videoUrls = resultUrls(doc.result);
   if (status === 'failed') obs.error = { ...readError(doc.error), source: 'provider' };
   return obs;
 }

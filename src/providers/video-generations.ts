@@ -2,7 +2,7 @@ import type { ProviderConfig } from '../config.js';
 import type { JobError } from '../db/schema.js';
 import type { JobRequest, RuleViolation } from '../jobs/request.js';
 import { normaliseProgress, type Observation } from '../jobs/states.js';
-import { asObject, nonEmptyString, objectDocument } from './documents.js';
+import { asObject, nonEmptyString, objectDocument, observedStatus } from './documents.js';
 import { callProvider, type FetchFn } from './http.js';
 import { compact, Rules } from './rules.js';
 import { MalformedPayloadError, type ProviderAdapter, type SubmitRequest, type SubmitResult } from './types.js';
@@ -49,11 +49,10 @@ function failureOf(doc: Record<string, unknown>): JobError {
 }
 
 function readObservation(doc: Record<string, unknown>): Observation | null {
-  if (typeof doc.status !== 'string') throw new MalformedPayloadError('missing "status"');
-  const status = statusMap[doc.status.toLowerCase()];
-  if (!status) return null;
-  const obs: Observation = { status, progress: normaliseProgress(doc.progress), raw: doc };
-  if (status === 'succeeded') obs.videoUrls = typeof doc.video_url === 'string' && doc.video_url ? [doc.video_url] : [];
+  const obs = observedStatus(doc, statusMap);
+  if (!obs) return null;
+  const { status } = obs;
+    if (status === 'succeeded') obs.videoUrls = typeof doc.video_url === 'string' && doc.video_url ? [doc.video_url] : [];
   if (status === 'failed') obs.error = failureOf(doc);
   return obs;
 }
