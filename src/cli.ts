@@ -93,39 +93,27 @@ async function run(argv: string[]): Promise<number> {
     }
     if (group === 'keys' && action === 'revoke') {
       if (!arg) throw new UsageError('keys revoke needs a key id');
-      try {
-        const row = await revokeApiKey(db, arg);
-        out(`revoked ${row.id}`, { id: row.id, revoked: true });
-        return 0;
-      } catch (err) {
-        if (!(err instanceof AppError)) throw err;
-        process.stderr.write(`${err.message}\n`);
-        return 1;
-      }
+      const row = await revokeApiKey(db, arg);
+      out(`revoked ${row.id}`, { id: row.id, revoked: true });
+      return 0;
     }
     if (group === 'jobs' && action === 'get') {
       if (!arg) throw new UsageError('jobs get needs a job id');
-      try {
-        const job = jobView(await getJob(db, arg));
-        const events = (await listJobEvents(db, arg, 500)).data.map((e) => `  ${e.sequence}. ${e.type}  ${e.createdAt.toISOString()}`);
-        out(
-          [
-            `${job.id}  ${job.status}  ${job.provider}${job.model ? ` (${job.model})` : ''}  task ${job.provider_task_id ?? '—'}`,
-            job.error ? `error: ${job.error.code}: ${job.error.message}` : '',
-            job.result ? `videos: ${job.result.video_urls.join(' ')}` : '',
-            'events:',
-            ...events,
-          ]
-            .filter(Boolean)
-            .join('\n'),
-          job,
-        );
-        return 0;
-      } catch (err) {
-        if (!(err instanceof AppError)) throw err;
-        process.stderr.write(`${err.message}\n`);
-        return 1;
-      }
+      const job = jobView(await getJob(db, arg));
+      const events = (await listJobEvents(db, arg, 500)).data.map((e) => `  ${e.sequence}. ${e.type}  ${e.createdAt.toISOString()}`);
+      out(
+        [
+          `${job.id}  ${job.status}  ${job.provider}${job.model ? ` (${job.model})` : ''}  task ${job.provider_task_id ?? '—'}`,
+          job.error ? `error: ${job.error.code}: ${job.error.message}` : '',
+          job.result ? `videos: ${job.result.video_urls.join(' ')}` : '',
+          'events:',
+          ...events,
+        ]
+          .filter(Boolean)
+          .join('\n'),
+        job,
+      );
+      return 0;
     }
     if (group === 'jobs' && action === 'list') {
       const limit = values.limit ? Number(values.limit) : 50;
@@ -152,7 +140,8 @@ run(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
     if (err instanceof UsageError) process.stderr.write(`${err.message}\n\n${usage}\n`);
-    else if (err instanceof ConfigError || err instanceof DataDirLockedError) process.stderr.write(`${err.message}\n`);
+    // Expected failures (not found, bad configuration, a data directory in use) are one line, exit 1.
+    else if (err instanceof AppError || err instanceof ConfigError || err instanceof DataDirLockedError) process.stderr.write(`${err.message}\n`);
     else process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(err instanceof UsageError ? 2 : 1);
   },

@@ -11,6 +11,13 @@ import { freePort } from '../../src/http/free-port.js';
 const MAIN = join(import.meta.dirname, '../../dist/main.js');
 
 
+/** Where a relay process keeps its data: a scratch database on the test server, or a PGlite directory under `dir`. */
+async function databaseEnv(dir: string): Promise<{ env: Record<string, string>; drop?: () => Promise<void> }> {
+  if (!TEST_DATABASE_URL) return { env: { DATA_DIR: join(dir, 'data') } };
+  const scratch = await createScratchDatabase();
+  return { env: { DATABASE_URL: scratch.url }, drop: scratch.drop };
+}
+
 interface Relay {
   proc: ChildProcess;
   stderr: () => string;
@@ -61,14 +68,9 @@ describe(`the built service as a real process (${dbKind})`, () => {
     );
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    env = { PORT: String(port), HOST: '127.0.0.1', RELAY_CONFIG: configPath, VEO_KEY: fake.apiKey, PUBLIC_BASE_URL: base };
-    if (TEST_DATABASE_URL) {
-      const scratch = await createScratchDatabase();
-      env.DATABASE_URL = scratch.url;
-      dropDb = scratch.drop;
-    } else {
-      env.DATA_DIR = join(dir, 'data');
-    }
+    const data = await databaseEnv(dir);
+    dropDb = data.drop;
+    env = { PORT: String(port), HOST: '127.0.0.1', RELAY_CONFIG: configPath, VEO_KEY: fake.apiKey, PUBLIC_BASE_URL: base, ...data.env };
   });
 
   afterAll(async () => {
@@ -180,14 +182,9 @@ describe(`a relay killed while it holds poll leases (${dbKind})`, () => {
     );
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    const env: Record<string, string> = { PORT: String(port), HOST: '127.0.0.1', RELAY_CONFIG: configPath, RELAY_ADMIN_KEY: 'lease-test-admin-key', PUBLIC_BASE_URL: base };
-    if (TEST_DATABASE_URL) {
-      const scratch = await createScratchDatabase();
-      env.DATABASE_URL = scratch.url;
-      dropDb = scratch.drop;
-    } else {
-      env.DATA_DIR = join(dir, 'data');
-    }
+    const data = await databaseEnv(dir);
+    dropDb = data.drop;
+    const env = { PORT: String(port), HOST: '127.0.0.1', RELAY_CONFIG: configPath, RELAY_ADMIN_KEY: 'lease-test-admin-key', PUBLIC_BASE_URL: base, ...data.env };
     const auth = { authorization: 'Bearer lease-test-admin-key', 'content-type': 'application/json' };
 
     const first = startRelay(env);
@@ -230,8 +227,8 @@ describe(`a relay killed while it holds poll leases (${dbKind})`, () => {
 describe(`the CLI (${dbKind})`, () => {
   it('creates a key, lists and gets jobs, and answers with exit codes that mean something', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'relay-cli-'));
-    const scratch = TEST_DATABASE_URL ? await createScratchDatabase() : undefined;
-    const env = { PATH: process.env.PATH ?? '', ...(scratch ? { DATABASE_URL: scratch.url } : { DATA_DIR: join(dir, 'data') }) };
+    const data = await databaseEnv(dir);
+    const env = { PATH: process.env.PATH ?? '', ...data.env };
     const cli = (...args: string[]) =>
       new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
         const proc = spawn(process.execPath, [join(import.meta.dirname, '../../dist/cli.js'), ...args], { env });
@@ -254,7 +251,7 @@ describe(`the CLI (${dbKind})`, () => {
       expect((await cli('keys', 'create', '--name', 'x', '--scopes', 'root')).code).toBe(2);
       expect((await cli('nonsense')).code).toBe(2);
     } finally {
-      await scratch?.drop();
+      await data.drop?.();
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
