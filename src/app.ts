@@ -2,6 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
+import { registerDocsRoutes } from './api/docs.js';
 import { registerEventRoutes } from './api/events.js';
 import { registerJobListRoutes } from './api/jobs-list.js';
 import { registerJobRoutes } from './api/jobs.js';
@@ -99,6 +100,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
   registerEventRoutes(app);
   registerProviderRoutes(app);
   registerKeyRoutes(app);
+  registerDocsRoutes(app);
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
