@@ -1,6 +1,7 @@
 import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../context.js';
 import type { EventRow, ReceiptRow } from '../db/schema.js';
+import { cancelJob } from '../jobs/cancel.js';
 import { streamJobContent } from '../jobs/content.js';
 import { createJob } from '../jobs/create.js';
 import { getJob, listJobEvents, listJobReceipts } from '../jobs/queries.js';
@@ -65,6 +66,22 @@ const refreshRoute = protectedRoute('jobs:write', {
     200: json(Job, 'The job after applying what the provider said.'),
     404: errorResponse('No such job.'),
     409: errorResponse('The job is not at the provider yet.'),
+  },
+});
+
+const cancelRoute = protectedRoute('jobs:write', {
+  method: 'post',
+  path: '/v1/jobs/{id}/cancel',
+  summary: 'Stop tracking a job',
+  description:
+    'The job becomes `canceled` (with a `job.canceled` event) and is no longer submitted or polled. The relay does not ' +
+    'ask the provider to stop a task it already has. Canceling a canceled job returns it unchanged.',
+  tags: ['jobs'],
+  request: { params: z.object({ id: JobId }) },
+  responses: {
+    200: json(Job, 'The canceled job.'),
+    404: errorResponse('No such job.'),
+    409: errorResponse('The job is already final, or its submission is on its way to the provider right now (retry shortly).'),
   },
 });
 
@@ -189,6 +206,9 @@ export function registerJobRoutes(app: OpenAPIHono<AppEnv>) {
     const { deps } = c.var;
     const job = await refreshJob({ ...deps, publicBaseUrl: deps.config.publicBaseUrl }, c.req.valid('param').id);
     return c.json(jobView(job), 200);
+  });
+  app.openapi(cancelRoute, async (c) => {
+    return c.json(jobView(await cancelJob(c.var.deps.db, c.req.valid('param').id)), 200);
   });
   app.openapi(contentRoute, async (c) => {
     // A streamed body passed through as-is; the typed JSON responses do not describe it.
