@@ -58,6 +58,8 @@ const deliverySchema = z
       .default([0, 5, 300, 1800, 7200, 18000, 36000, 36000]),
     timeout_s: z.number().positive().max(120).default(15),
     allow_private_targets: z.boolean().default(false),
+    /** A subscription failing without a single success for this long is disabled (default 5 days). */
+    disable_after_s: z.number().positive().default(5 * 24 * 3600),
   })
   .strict();
 
@@ -87,6 +89,9 @@ const envSchema = z.object({
   RELAY_ADMIN_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   RELAY_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   LOG_LEVEL: z.enum(logLevels).default('info'),
+  // At least 2: migrations hold one connection for their advisory lock while running on another.
+  DATABASE_POOL_MAX: z.coerce.number().int().min(2).max(100).default(10),
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
 });
 
 export type ProviderConfig = z.output<typeof providerSchema> & { name: string };
@@ -101,6 +106,10 @@ export interface Config {
   adminKey: string | undefined;
   secret: string | undefined;
   logLevel: (typeof logLevels)[number];
+  /** postgres.js pool size (LISTEN takes one more connection of its own); unset = 10. */
+  databasePoolMax?: number;
+  /** When set, `GET /metrics` needs `Authorization: Bearer <token>`. */
+  metricsToken?: string | undefined;
   providers: Map<string, ProviderConfig>;
   delivery: DeliveryConfig;
 }
@@ -174,6 +183,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminKey: e.RELAY_ADMIN_KEY,
     secret: e.RELAY_SECRET,
     logLevel: e.LOG_LEVEL,
+    databasePoolMax: e.DATABASE_POOL_MAX,
+    metricsToken: e.METRICS_TOKEN,
     providers,
     delivery: file.delivery,
   };

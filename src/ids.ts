@@ -18,3 +18,8 @@ export function newId(prefix: string, now = Date.now()): string {
   for (let i = 0; i < 16; i++) rand += CROCKFORD[bytes[i]! % 32];
   return `${prefix}_${time}${rand}`;
 }
+
+/** The time part of a `newId` (prefix included), for ids the database completes with its own random part. */
+export function idTimePrefix(prefix: string, now = Date.now()): string {
+  return newId(prefix, now).slice(0, prefix.length + 1 + 10);
+}

@@ -12,6 +12,7 @@ import { MAX_WAIT_S, waitForTerminalJob } from '../jobs/wait.js';
 
 import { jobView } from '../jobs/view.js';
 import { linkedSignal } from '../http/signals.js';
+import { assertTargetAllowed } from '../fanout/targets.js';
 import { errorResponse, protectedRoute } from './openapi.js';
 import { CallbackReceipt, Job, JobEvent, JobId, Metadata, page, PageQuery } from './schemas.js';
 
@@ -194,6 +195,8 @@ export function registerJobRoutes(app: OpenAPIHono<AppEnv>) {
   app.openapi(submitRoute, async (c) => {
     const key = c.req.valid('header')['idempotency-key'];
     const { deps, principal } = c.var;
+    const notifyUrl = c.req.valid('json').notify_url;
+    if (notifyUrl) assertTargetAllowed(notifyUrl, 'notify_url', deps.config.delivery.allow_private_targets);
     const { job, replayed } = await createJob(
       { db: deps.db, providers: deps.providers, notifier: deps.database.notifier },
       c.req.valid('json'),
@@ -216,6 +219,8 @@ export function registerJobRoutes(app: OpenAPIHono<AppEnv>) {
   });
   app.openapi(trackRoute, async (c) => {
     const { deps } = c.var;
+    const notifyUrl = c.req.valid('json').notify_url;
+    if (notifyUrl) assertTargetAllowed(notifyUrl, 'notify_url', deps.config.delivery.allow_private_targets);
     const job = await trackJob({ ...deps, notifier: deps.database.notifier }, c.req.valid('json'));
     return c.json(jobView(job), 201);
   });

@@ -3,9 +3,10 @@ import type postgres from 'postgres';
 
 /**
  * Channels the relay wakes its workers (and waiters) on: new submissions, poll schedules set sooner,
- * and committed job events (`relay_events`, payload the job id, sent by a trigger on `job_events`).
+ * committed job events (`relay_events`, payload the job id, sent by a trigger on `job_events`) and
+ * committed deliveries (`relay_deliveries`, sent by a trigger on `deliveries`).
  */
-export type Channel = 'relay_jobs' | 'relay_polls' | 'relay_events';
+export type Channel = 'relay_jobs' | 'relay_polls' | 'relay_events' | 'relay_deliveries';
 
 /**
  * Wake-ups between the parts of the relay: in-process at once, and across replicas through

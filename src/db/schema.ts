@@ -209,7 +209,108 @@ export const callbackReceipts = pgTable(
   ],
 );
 
+
+/**
+ * A subscriber webhook. `secret` signs every delivery; after a rotation `previousSecret` signs too
+ * until `previousSecretExpiresAt`, so a subscriber can switch keys without missing a delivery.
+ */
+export type DisabledReason = 'manual' | 'gone' | 'failing';
+
+export const subscriptions = pgTable(
+  'subscriptions',
+  {
+    id: text('id').primaryKey(),
+    url: text('url').notNull(),
+    description: text('description'),
+    /** The event types it receives (the four terminal ones unless chosen). */
+    eventTypes: text('event_types').array().notNull(),
+    /** Only jobs at these providers; null = every provider. */
+    providers: text('providers').array(),
+    /** Only jobs whose metadata contains every one of these pairs; `{}` = every job. */
+    metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),
+    secret: text('secret').notNull(),
+    previousSecret: text('previous_secret'),
+    previousSecretExpiresAt: tstz('previous_secret_expires_at'),
+    /** Set when the subscription stops receiving events, with why: by hand, a 410 answer, or failing for too long. */
+    disabledAt: tstz('disabled_at'),
+    disabledReason: text('disabled_reason').$type<DisabledReason>(),
+    /** The first failure since the last success; a subscription failing for longer than the limit is disabled. */
+    failingSince: tstz('failing_since'),
+    createdAt: createdAt(),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [index('subscriptions_enabled_idx').on(t.id).where(sql`${t.disabledAt} is null`)],
+);
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'dead';
+
+/**
+ * One event to one target: a subscription, or (`subscriptionId` null) the job's own `notify_url`.
+ * Rows are written in the transaction that appends the event (the outbox), so an event is never
+ * committed without its deliveries. `claims` is bumped by every claim and checked when the outcome
+ * is recorded, so a worker whose lease ran out cannot overwrite the one that took over.
+ */
+export const deliveries = pgTable(
+  'deliveries',
+  {
+    id: text('id').primaryKey(),
+    subscriptionId: text('subscription_id').references(() => subscriptions.id, { onDelete: 'cascade' }),
+    /** The target of a `notify_url` delivery; null for subscriptions (their current URL is used). */
+    url: text('url'),
+    jobId: text('job_id')
+      .notNull()
+      .references(() => jobs.id, { onDelete: 'cascade' }),
+    eventId: text('event_id')
+      .notNull()
+      .references(() => jobEvents.eventId, { onDelete: 'cascade' }),
+    eventType: text('event_type').notNull(),
+    status: text('status').$type<DeliveryStatus>().notNull().default('pending'),
+    /** Attempts whose outcome was recorded. */
+    attempts: integer('attempts').notNull().default(0),
+    /** When the next attempt is due; null when none is (delivered, dead, or its subscription is disabled). */
+    nextAttemptAt: tstz('next_attempt_at'),
+    leaseUntil: tstz('lease_until'),
+    claims: integer('claims').notNull().default(0),
+    lastStatusCode: integer('last_status_code'),
+    lastError: text('last_error'),
+    createdAt: createdAt(),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+    deliveredAt: tstz('delivered_at'),
+  },
+  (t) => [
+    uniqueIndex('deliveries_event_target_uq').on(t.eventId, t.subscriptionId).where(sql`${t.subscriptionId} is not null`),
+    index('deliveries_due_idx')
+      .on(t.nextAttemptAt)
+      .where(sql`${t.status} = 'pending' and ${t.nextAttemptAt} is not null`),
+    index('deliveries_subscription_idx').on(t.subscriptionId, t.id),
+    index('deliveries_job_idx').on(t.jobId, t.id),
+    index('deliveries_status_idx').on(t.status, t.id),
+    index('deliveries_created_idx').on(t.createdAt),
+  ],
+);
+
+/** What happened on each attempt, for the operator: status code, latency, error, the start of the answer. */
+export const deliveryAttempts = pgTable(
+  'delivery_attempts',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    deliveryId: text('delivery_id')
+      .notNull()
+      .references(() => deliveries.id, { onDelete: 'cascade' }),
+    attempt: integer('attempt').notNull(),
+    startedAt: tstz('started_at').notNull(),
+    statusCode: integer('status_code'),
+    latencyMs: integer('latency_ms').notNull(),
+    error: text('error'),
+    responseExcerpt: text('response_excerpt'),
+  },
+  (t) => [index('delivery_attempts_delivery_idx').on(t.deliveryId, t.id), index('delivery_attempts_started_idx').on(t.startedAt)],
+);
+
 export type JobRow = typeof jobs.$inferSelect;
 export type EventRow = typeof jobEvents.$inferSelect;
 export type ReceiptRow = typeof callbackReceipts.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
+export type SubscriptionRow = typeof subscriptions.$inferSelect;
+export type DeliveryRow = typeof deliveries.$inferSelect;
+export type DeliveryAttemptRow = typeof deliveryAttempts.$inferSelect;

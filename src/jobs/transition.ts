@@ -2,6 +2,7 @@ import { eq, sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
 import { jsonbSafe } from '../db/json.js';
 import { type EventRow, type JobRow, jobEvents, jobs } from '../db/schema.js';
+import { enqueueDeliveries } from '../fanout/outbox.js';
 import { newId } from '../ids.js';
 import { type Decision, decide, eventTypeFor, isTerminal, type Observation } from './states.js';
 import { jobView } from './view.js';
@@ -19,8 +20,9 @@ export class JobNotFoundError extends Error {
 
 /**
  * Applies one observation to one job inside the caller's transaction: the only place a job's
- * status changes. It locks the job row, asks `decide`, and on a move updates the job and appends
- * the `job.*` event with the next per-job sequence. Duplicates and stale observations change nothing.
+ * status changes. It locks the job row, asks `decide`, and on a move updates the job, appends the
+ * `job.*` event with the next per-job sequence and its deliveries (the outbox). Duplicates and stale
+ * observations change nothing.
  */
 export interface ApplyOptions {
   /**
@@ -87,5 +89,6 @@ export async function applyObservation(
       data: jobView(job!),
     })
     .returning();
+  await enqueueDeliveries(tx, job!, event!);
   return { decision, job: job!, event: event! };
 }

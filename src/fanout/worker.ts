@@ -1,0 +1,197 @@
+import type { DeliveryConfig } from '../config.js';
+import type { Db } from '../db/client.js';
+import type { Notifier } from '../db/notify.js';
+import { startLoop } from '../jobs/loop.js';
+import type { Logger } from '../ops/logger.js';
+import { type ClaimedDelivery, claimDueDeliveries, msUntilNextDelivery } from './claim.js';
+import { createGuardedAgents, type GuardedAgents, type LookupAll } from './guard.js';
+import { deliveryBody } from './payload.js';
+import { type AttemptResult, decideAttempt } from './policy.js';
+import { type Outcome, recordOutcomes } from './record.js';
+import { postWebhook } from './send.js';
+import { signPayload } from './signing.js';
+
+export interface DeliveryWorkerOptions {
+  db: Db;
+  notifier: Notifier;
+  log: Logger;
+  delivery: DeliveryConfig;
+  /** Signs `notify_url` deliveries (see `notifyUrlSecret`). */
+  notifySecret: string;
+  /** Deliveries in flight at once in this process. */
+  maxInFlight?: number;
+  /** Per subscription (or notify_url origin): one slow receiver holds at most this many of the slots. */
+  perTargetInFlight?: number;
+  idleMs?: number;
+  /** Tests: DNS answers for the connect-time guard. */
+  resolve?: LookupAll;
+  /** Called with every attempt's outcome once it is recorded (metrics). */
+  onRecorded?: (outcome: Outcome) => void;
+}
+
+export interface DeliveryWorker {
+  wake(): void;
+  /** Deliveries being sent right now. */
+  inFlight(): number;
+  /** Stops claiming, lets the deliveries in flight finish (each bounded by the timeout), records them. */
+  stop(): Promise<void>;
+}
+
+const USER_AGENT = 'callback-relay/0.1 (+Standard Webhooks)';
+
+/**
+ * The fan-out worker: claims due deliveries, POSTs each (signed, keep-alive, guarded, bounded by
+ * `timeout_s`) without waiting for the others, and records outcomes in batches as they come in.
+ * In-flight work is capped per process and per target, so a hanging subscriber occupies a few
+ * slots, not the worker.
+ */
+export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker {
+  const maxInFlight = opts.maxInFlight ?? 128;
+  const perTarget = opts.perTargetInFlight ?? 8;
+  const timeoutMs = opts.delivery.timeout_s * 1000;
+  const agents: GuardedAgents = createGuardedAgents({
+    allowPrivate: opts.delivery.allow_private_targets,
+    maxSockets: maxInFlight,
+    ...(opts.resolve ? { resolve: opts.resolve } : {}),
+  });
+  const inFlightByTarget = new Map<string, number>();
+  const sending = new Set<Promise<void>>();
+  let pending: Outcome[] = [];
+  let flushing: Promise<void> | null = null;
+  let flushFailures = 0;
+  let stopping = false;
+
+  const flush = async (): Promise<void> => {
+    while (pending.length) {
+      const batch = pending;
+      pending = [];
+      try {
+        const disabled = await recordOutcomes(opts.db, batch, opts.delivery.disable_after_s);
+        flushFailures = 0;
+        for (const id of disabled) opts.log.warn({ subscription_id: id }, 'subscription disabled');
+        for (const o of batch) opts.onRecorded?.(o);
+      } catch (err) {
+        // Keep them: the database may be back soon. If it is not, the leases run out and the
+        // deliveries are sent again — at least once, never lost.
+        pending = batch.concat(pending);
+        flushFailures++;
+        opts.log.error({ err, outcomes: batch.length }, 'recording delivery outcomes failed');
+        // Shutting down with the database away: give up; the leases run out and the deliveries go again.
+        if (stopping && flushFailures >= 3) return;
+        await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** flushFailures)));
+      }
+    }
+  };
+  const scheduleFlush = () => {
+    if (flushing) return;
+    flushing = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(flush)
+      .finally(() => {
+        flushing = null;
+        if (pending.length && !stopping) scheduleFlush();
+      });
+  };
+
+  const secretsFor = (d: ClaimedDelivery) => d.secrets ?? [opts.notifySecret];
+
+  async function send(d: ClaimedDelivery, body: string) {
+    const startedAt = new Date();
+    const timestamp = Math.floor(startedAt.getTime() / 1000);
+    let result: AttemptResult;
+    try {
+      result = await postWebhook({
+        url: d.url,
+        body,
+        timeoutMs,
+        agents,
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': USER_AGENT,
+          'webhook-id': d.eventId,
+          'webhook-timestamp': String(timestamp),
+          'webhook-signature': signPayload(secretsFor(d), d.eventId, timestamp, body),
+        },
+      });
+    } catch (err) {
+      result = { statusCode: null, latencyMs: Date.now() - startedAt.getTime(), error: String(err), excerpt: null, retryAfterMs: null };
+    }
+    const attempt = d.attempts + 1;
+    const verdict = decideAttempt(result, attempt, opts.delivery.retry_schedule_s, { hasSubscription: d.subscriptionId !== null });
+    pending.push({
+      id: d.id,
+      claims: d.claims,
+      attempt,
+      status: verdict.kind === 'delivered' ? 'delivered' : verdict.kind === 'dead' ? 'dead' : 'pending',
+      delayMs: verdict.kind === 'retry' ? verdict.delayMs : null,
+      startedAt: startedAt.toISOString(),
+      statusCode: result.statusCode,
+      latencyMs: result.latencyMs,
+      error: result.error ?? (verdict.kind === 'delivered' ? null : `HTTP ${result.statusCode}`),
+      excerpt: result.excerpt,
+      subscriptionId: d.subscriptionId,
+      success: verdict.kind === 'delivered',
+      gone: verdict.kind !== 'delivered' && verdict.gone,
+    });
+    scheduleFlush();
+  }
+
+  const start = (d: ClaimedDelivery, body: string) => {
+    inFlightByTarget.set(d.target, (inFlightByTarget.get(d.target) ?? 0) + 1);
+    const p = send(d, body).finally(() => {
+      const n = (inFlightByTarget.get(d.target) ?? 1) - 1;
+      if (n > 0) inFlightByTarget.set(d.target, n);
+      else inFlightByTarget.delete(d.target);
+      sending.delete(p);
+      loop.wake();
+    });
+    sending.add(p);
+  };
+
+  const loop = startLoop({
+    name: 'delivery',
+    notifier: opts.notifier,
+    channel: 'relay_deliveries',
+    idleMs: opts.idleMs ?? 5000,
+    log: opts.log,
+    async runOnce() {
+      // Finished sends wake the loop; wake-ups during a claim coalesce into the next one, so under
+      // load claims come in batches without any waiting here.
+      const free = maxInFlight - sending.size;
+      if (free <= 0) return 0;
+      const excludeTargets = [...inFlightByTarget].filter(([, n]) => n >= perTarget).map(([t]) => t);
+      const claimed = await claimDueDeliveries(opts.db, {
+        limit: free,
+        perTarget,
+        excludeTargets,
+        // Outlives the attempt (bounded by the timeout) with room for recording it; a dead worker's deliveries go again soon after.
+        leaseMs: 2 * timeoutMs + 5000,
+      });
+      const bodies = new Map<string, string>();
+      for (const d of claimed) {
+        let body = bodies.get(d.eventId);
+        if (body === undefined) {
+          body = deliveryBody({ eventId: d.eventId, type: d.eventType, sequence: d.sequence, data: d.data, createdAt: new Date(d.eventCreatedAt) });
+          bodies.set(d.eventId, body);
+        }
+        start(d, body);
+      }
+      if (claimed.length) return claimed.length;
+      // With sends in flight their completion wakes the loop; otherwise sleep until the next is due.
+      return { handled: 0, nextInMs: sending.size ? null : await msUntilNextDelivery(opts.db) };
+    },
+  });
+
+  return {
+    wake: loop.wake,
+    inFlight: () => sending.size,
+    async stop() {
+      await loop.stop();
+      while (sending.size) await Promise.all([...sending]);
+      stopping = true;
+      if (pending.length) scheduleFlush();
+      while (flushing) await flushing;
+      agents.http.destroy();
+      agents.https.destroy();
+    },
+  };
+}
