@@ -6,6 +6,8 @@ import { relayContentUrl } from '../jobs/content.js';
 import { decide, isTerminal, type Observation } from '../jobs/states.js';
 import { applyObservation } from '../jobs/transition.js';
 import type { Logger } from '../ops/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import { isSecretName, REDACTED } from '../ops/redact.js';
 import type { Providers } from '../providers/index.js';
 import {
   MalformedPayloadError,
@@ -24,6 +26,7 @@ export interface CallbackContext {
   publicBaseUrl: string;
   rejections: RejectionRecorder;
   log: Logger;
+  metrics: Metrics;
 }
 
 export interface IncomingCallback {
@@ -52,9 +55,22 @@ function selectHeaders(req: Request, names: readonly string[]): Record<string, s
   return out;
 }
 
-/** Headers as stored: only the adapter's list, each value cut short. */
-function storedHeaders(headers: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, v.slice(0, HEADER_VALUE_MAX)]));
+const SECRET_HEADERS_MAX = 20;
+
+/**
+ * Headers as stored with the receipt: the adapter's list, each value cut short, plus the presence
+ * of any header whose name says it carries a credential (`authorization`, `cookie`, `x-api-key`,
+ * `x-webhook-secret`, …) with its value replaced by "[redacted]". Signature, id and timestamp
+ * headers stay as sent: the audit needs them and they grant nothing.
+ */
+export function storedHeaders(req: Request, selected: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(selected)) out[k] = isSecretName(k) ? REDACTED : v.slice(0, HEADER_VALUE_MAX);
+  let secrets = 0;
+  req.headers.forEach((_, name) => {
+    if (isSecretName(name) && !(name in out) && secrets++ < SECRET_HEADERS_MAX) out[name] = REDACTED;
+  });
+  return out;
 }
 
 /** A rejection both answered (by the thrown AppError) and recorded. */
@@ -79,8 +95,16 @@ function reject(verdict: RejectedVerdict, code: 'invalid_request' | 'unauthorize
  */
 export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback): Promise<CallbackOutcome> {
   const adapter = ctx.providers.get(cb.provider);
+  // The provider label is a configured name or `(unknown)`: a label per URL a stranger tries would
+  // make a series per request.
+  const provider = adapter?.config.callbacks ? cb.provider : '(unknown)';
+  const stopTimer = ctx.metrics.callbackLatency.startTimer({ provider });
+  const counted = (verdict: string, result: 'stored' | 'rejected' | 'error') => {
+    ctx.metrics.callbacks.inc({ provider, verdict });
+    stopTimer({ result });
+  };
   if (!adapter || !adapter.config.callbacks) {
-    ctx.rejections.count('(unknown)', 'unknown_provider');
+    counted('unknown_provider', 'rejected');
     throw new AppError('not_found', `no callback route for provider "${cb.provider.slice(0, 100)}"`);
   }
   const headers = selectHeaders(cb.request, adapter.callbackHeaders);
@@ -131,10 +155,10 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
     const taskId = job.providerTaskId ?? parsed.taskId;
     if (!taskId) reject('malformed', 'invalid_request', 'callback names no task id');
     const { observation, verdictOverride, reason } = await confirm(adapter, job, taskId, parsed, ctx.log);
-    return await store(ctx.db, {
+    const outcome = await store(ctx.db, {
       cb,
       route,
-      headers: storedHeaders(headers),
+      headers: storedHeaders(cb.request, headers),
       raw,
       job,
       observation,
@@ -144,21 +168,31 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
       learnedTaskId: job.providerTaskId ? null : taskId,
       contentUrl: relayContentUrl(adapter, ctx.publicBaseUrl, job.id),
     });
+    counted(outcome.verdict, 'stored');
+    if (outcome.verdict === 'unverifiable') {
+      throw new AppError('unavailable', 'the provider could not confirm this callback yet; retry later');
+    }
+    return outcome;
   } catch (err) {
     if (err instanceof Rejected) {
-      await ctx.rejections.record({
-        provider: cb.provider,
-        route,
-        verdict: err.verdict,
-        reason: err.message,
-        claimedJobId: cb.jobId?.slice(0, 100) ?? null,
-        headers: storedHeaders(headers),
-        raw,
-        sourceAddress: cb.sourceAddress,
-      });
+      await ctx.rejections.record(
+        {
+          provider: cb.provider,
+          route,
+          verdict: err.verdict,
+          reason: err.message,
+          claimedJobId: cb.jobId?.slice(0, 100) ?? null,
+          headers: storedHeaders(cb.request, headers),
+          raw,
+          sourceAddress: cb.sourceAddress,
+        },
+        ctx.log,
+      );
+      counted(err.verdict, 'rejected');
       throw err.appError;
     }
     if (err instanceof AppError) throw err;
+    counted('error', 'error');
     ctx.log.error({ err, provider: cb.provider }, 'callback could not be stored');
     throw new AppError('unavailable', 'the callback could not be stored; retry later');
   }
@@ -267,7 +301,7 @@ async function store(
     learnedTaskId: string | null;
   },
 ): Promise<CallbackOutcome> {
-  const outcome = await db.transaction(async (tx) => {
+  return db.transaction(async (tx) => {
     let verdict = s.verdictOverride;
     let status = s.job.status;
     if (s.learnedTaskId) {
@@ -296,8 +330,4 @@ async function store(
     });
     return { verdict: verdict ?? 'ignored', jobId: s.job.id, status };
   });
-  if (outcome.verdict === 'unverifiable') {
-    throw new AppError('unavailable', 'the provider could not confirm this callback yet; retry later');
-  }
-  return outcome;
 }

@@ -35,12 +35,11 @@ export interface RejectionOptions {
 }
 
 /**
- * Keeps rejected callbacks in bounded form (SPEC: "so a flood cannot fill the disk"): every one is
- * counted, a rate-limited sample is stored with only the first KiB of its body, and the stored
- * samples are trimmed to the newest `keep`.
+ * Keeps rejected callbacks in bounded form (SPEC: "so a flood cannot fill the disk"): a
+ * rate-limited sample is stored with only the first KiB of its body, and the stored samples are
+ * trimmed to the newest `keep`. Every one is counted in `relay_callbacks_total` by the caller.
  */
 export class RejectionRecorder {
-  readonly counts = new Map<string, number>();
   private tokens: number;
   private last = Date.now();
   private sinceTrim = 0;
@@ -68,15 +67,8 @@ export class RejectionRecorder {
     return true;
   }
 
-  /** Counts a rejection without storing anything (for requests that name no configured provider). */
-  count(provider: string, reason: string): void {
-    const key = `${provider}\u0000${reason}`;
-    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
-  }
-
-  /** Counts the rejection and stores a sample of it when the budget allows. Never throws. */
-  async record(r: Rejection): Promise<void> {
-    this.count(r.provider, r.verdict);
+  /** Stores a sample of the rejection when the budget allows. Never throws; `log` is the request's. */
+  async record(r: Rejection, log: Logger = this.log): Promise<void> {
     if (!this.take()) return;
     try {
       await this.db.insert(callbackReceipts).values({
@@ -95,7 +87,7 @@ export class RejectionRecorder {
         await this.trim();
       }
     } catch (err) {
-      this.log.warn({ err }, 'could not store a rejected callback sample');
+      log.warn({ err }, 'could not store a rejected callback sample');
     }
   }
 

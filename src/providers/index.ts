@@ -4,7 +4,8 @@ import { createOpenaiVideosAdapter } from './openai-videos.js';
 import { createToapisAdapter } from './toapis.js';
 import { createVideoGenerationsAdapter } from './video-generations.js';
 import type { FetchFn } from './http.js';
-import type { ProviderAdapter } from './types.js';
+import { MalformedPayloadError, ProviderCallError, type ProviderAdapter } from './types.js';
+import type { Histogram } from '../ops/metrics.js';
 
 export type { ProviderAdapter } from './types.js';
 
@@ -24,6 +25,39 @@ export function createAdapter(config: ProviderConfig, fetchFn: FetchFn = fetch):
   }
 }
 
-export function createProviders(configs: Iterable<ProviderConfig>, fetchFn: FetchFn = fetch): Providers {
-  return new Map([...configs].map((c) => [c.name, createAdapter(c, fetchFn)]));
+/** A failed provider call as a label: `http_4xx`, `http_5xx`, `timeout`, `network_error`, `bad_response`, `malformed`. */
+function failureLabel(err: unknown): string {
+  if (err instanceof ProviderCallError) {
+    const { status, code } = err.failure;
+    return status !== null && code !== 'bad_response' ? `http_${Math.floor(status / 100)}xx` : code;
+  }
+  return err instanceof MalformedPayloadError ? 'malformed' : 'error';
+}
+
+/** The adapter with its two provider calls timed into `latency` by provider, operation and outcome. */
+export function timedAdapter(adapter: ProviderAdapter, latency: Histogram): ProviderAdapter {
+  const provider = adapter.config.name;
+  const timed =
+    <A extends unknown[], R>(operation: string, call: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const stop = latency.startTimer({ provider, operation });
+      try {
+        const result = await call(...args);
+        stop({ outcome: 'ok' });
+        return result;
+      } catch (err) {
+        stop({ outcome: failureLabel(err) });
+        throw err;
+      }
+    };
+  return { ...adapter, submit: timed('submit', adapter.submit), fetchStatus: timed('status', adapter.fetchStatus) };
+}
+
+export function createProviders(configs: Iterable<ProviderConfig>, fetchFn: FetchFn = fetch, latency?: Histogram): Providers {
+  return new Map(
+    [...configs].map((c) => {
+      const adapter = createAdapter(c, fetchFn);
+      return [c.name, latency ? timedAdapter(adapter, latency) : adapter];
+    }),
+  );
 }

@@ -3,6 +3,7 @@ import { createApiKey, type Scope } from '../../src/auth/keys.js';
 import { parseFileConfig, type Config, type ProviderConfig } from '../../src/config.js';
 import type { Deps } from '../../src/context.js';
 import { createLogger } from '../../src/ops/logger.js';
+import { createMetrics } from '../../src/ops/metrics.js';
 import { createProviders } from '../../src/providers/index.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
@@ -36,13 +37,15 @@ export async function startTestRelay(providers: Record<string, unknown>): Promis
     delivery: file.delivery,
   };
   const testDb = await createTestDatabase();
+  const metrics = createMetrics();
   const deps: Deps = {
     config,
     database: testDb.database,
     db: testDb.database.db,
-    providers: createProviders(providerMap.values()),
+    providers: createProviders(providerMap.values(), fetch, metrics.providerCallLatency),
     secret: SECRET,
     log: createLogger('silent'),
+    metrics,
     closing: new AbortController().signal,
   };
   const app = createApp(deps);
