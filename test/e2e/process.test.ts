@@ -1,53 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createScratchDatabase, dbKind, TEST_DATABASE_URL } from '../helpers/db.js';
+import { dbKind } from '../helpers/db.js';
+import { databaseEnv, MAIN, type Relay, startRelay, waitHealthy } from '../helpers/process.js';
 import { type Emulator, startEmulator } from '../../src/emulators/index.js';
 import { aivideoapiDocs, type FakeAivideoapi, startFakeAivideoapi } from '../helpers/fake-aivideoapi.js';
 import { freePort } from '../../src/http/free-port.js';
-
-const MAIN = join(import.meta.dirname, '../../dist/main.js');
-
-
-/** Where a relay process keeps its data: a scratch database on the test server, or a PGlite directory under `dir`. */
-async function databaseEnv(dir: string): Promise<{ env: Record<string, string>; drop?: () => Promise<void> }> {
-  if (!TEST_DATABASE_URL) return { env: { DATA_DIR: join(dir, 'data') } };
-  const scratch = await createScratchDatabase();
-  return { env: { DATABASE_URL: scratch.url }, drop: scratch.drop };
-}
-
-interface Relay {
-  proc: ChildProcess;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-function startRelay(env: Record<string, string>): Relay {
-  let err = '';
-  const proc = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
-  return { proc, stderr: () => err, exited };
-}
-
-async function waitHealthy(base: string, relay: Relay, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (relay.proc.exitCode !== null) throw new Error(`relay exited early: ${relay.stderr()}`);
-    try {
-      if ((await fetch(`${base}/healthz`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`relay not healthy within ${timeoutMs} ms: ${relay.stderr()}`);
-}
 
 describe(`the built service as a real process (${dbKind})`, () => {
   let fake: FakeAivideoapi;
