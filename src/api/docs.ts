@@ -29,10 +29,12 @@ export function registerDocsRoutes(app: OpenAPIHono<AppEnv>) {
       pageTitle: 'callback-relay API',
       url: '/openapi.json',
       cdn: DOCS_SCRIPT_PATH,
-      // Everything the page loads must come from the relay: no web fonts, no hosted assistant.
+      // Everything the page loads must come from the relay: no web fonts, no hosted assistant, and
+      // no toolbar linking to the vendor's hosted services.
       withDefaultFonts: false,
       agent: { disabled: true },
       telemetry: false,
+      showDeveloperTools: 'never',
     }),
   );
   app.get(DOCS_SCRIPT_PATH, (c) => {
