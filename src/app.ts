@@ -3,17 +3,20 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import { registerDocsRoutes } from './api/docs.js';
+import { registerDeliveryRoutes } from './api/deliveries.js';
 import { registerEventRoutes } from './api/events.js';
 import { registerJobListRoutes } from './api/jobs-list.js';
 import { registerJobRoutes } from './api/jobs.js';
 import { registerKeyRoutes } from './api/keys.js';
 import { registerProviderRoutes } from './api/providers.js';
+import { registerSubscriptionRoutes } from './api/subscriptions.js';
 import { RejectionRecorder } from './callbacks/rejections.js';
 import { registerCallbackRoutes } from './callbacks/routes.js';
 import type { AppEnv, Deps } from './context.js';
 import { AppError, errorBody, type ErrorCode, isDatabaseUnavailable } from './errors.js';
 import { registerHealthRoutes } from './ops/health.js';
 import { redactPath } from './ops/logger.js';
+import { httpMetrics, registerMetricsRoute } from './ops/metrics-route.js';
 
 const API_BODY_LIMIT = 256 * 1024;
 
@@ -71,6 +74,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
       'request',
     );
   });
+  app.use(httpMetrics);
   app.use(
     '/v1/*',
     bodyLimit({
@@ -94,12 +98,15 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
 
   registerHealthRoutes(app, opts.isMigrated ?? (() => true));
+  registerMetricsRoute(app);
   registerCallbackRoutes(app, (c) => ({ ...deps, publicBaseUrl: deps.config.publicBaseUrl, rejections, log: c.var.log }));
   registerJobListRoutes(app);
   registerJobRoutes(app);
   registerEventRoutes(app);
   registerProviderRoutes(app);
   registerKeyRoutes(app);
+  registerSubscriptionRoutes(app);
+  registerDeliveryRoutes(app);
   registerDocsRoutes(app);
 
   app.doc31('/openapi.json', {

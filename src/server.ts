@@ -7,6 +7,9 @@ import type { Deps } from './context.js';
 import { openDatabase } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { loadServerSecret } from './db/settings.js';
+import { notifyUrlSecret } from './fanout/signing.js';
+import { countDelivery, registerDeliveryDepths } from './fanout/queue-depths.js';
+import { startDeliveryWorker } from './fanout/worker.js';
 import { startPollWorker } from './jobs/poll-worker.js';
 import { startSubmitWorker } from './jobs/submit-worker.js';
 import type { Logger } from './ops/logger.js';
@@ -26,15 +29,15 @@ export interface RunningRelay {
 
 /** Everything `npm start` runs: database, migrations, HTTP server and background workers. */
 export async function startRelay(config: Config, log: Logger): Promise<RunningRelay> {
-  const providers = createProviders(config.providers.values());
   const metrics = createMetrics();
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const providers = createProviders(config.providers.values(), fetch, metrics.providerCallLatency);
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolMax });
   try {
     await migrate(database);
     const secret = await loadServerSecret(database.db, config.secret);
     const bootstrapKey = await ensureBootstrapKey(database, config.adminKey);
     const closing = new AbortController();
-    const deps: Deps = { config, database, db: database.db, providers, secret, log, closing: closing.signal };
+    const deps: Deps = { config, database, db: database.db, providers, secret, log, metrics, closing: closing.signal };
 
     const app = createApp(deps);
     const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host });
@@ -48,6 +51,15 @@ export async function startRelay(config: Config, log: Logger): Promise<RunningRe
     const workerContext = { db: database.db, providers, notifier: database.notifier, publicBaseUrl: config.publicBaseUrl, log, metrics };
     const submitWorker = startSubmitWorker({ ...workerContext, secret });
     const pollWorker = startPollWorker(workerContext);
+    const deliveryWorker = startDeliveryWorker({
+      db: database.db,
+      notifier: database.notifier,
+      log,
+      delivery: config.delivery,
+      notifySecret: notifyUrlSecret(secret),
+      onRecorded: (outcome) => countDelivery(metrics, outcome),
+    });
+    registerDeliveryDepths(metrics.queueDepths);
 
     return {
       url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
@@ -60,7 +72,7 @@ export async function startRelay(config: Config, log: Logger): Promise<RunningRe
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         // Idle keep-alive connections would hold close() open; requests in flight finish first.
         (server as import('node:http').Server).closeIdleConnections();
-        await Promise.all([closed, submitWorker.stop(), pollWorker.stop()]);
+        await Promise.all([closed, submitWorker.stop(), pollWorker.stop(), deliveryWorker.stop()]);
         await database.close();
       },
     };
