@@ -12,14 +12,27 @@ export function isSecretName(name: string): boolean {
   return SECRET_NAME.test(name);
 }
 
-/** A callback URL's last segment is its token: `/callbacks/p/[token]`, `/callbacks/p/job_1/[token]`. */
-const CALLBACK_TOKEN = /(\/callbacks\/(?:[^/\s"'?#]+\/){1,2})[^/\s"'?#]+/g;
+const JOB_ID = /^job_[0-9a-z]{26}$/;
+
+/**
+ * A callback path as it may be shown: the provider, a relay job id when there is one, and
+ * `[token]` for everything else. Not just the last segment: `/callbacks/p/job_…/TOKEN/extra` (a
+ * 404) still carries the token.
+ */
+export function redactCallbackPath(path: string): string {
+  const [, , provider, ...rest] = path.split('/');
+  if (!rest.length) return path;
+  const jobId = rest.length >= 2 && JOB_ID.test(rest[0]!) ? `/${rest[0]}` : '';
+  return `/callbacks/${provider}${jobId}/[token]`;
+}
+
+const CALLBACK_PATH = /\/callbacks\/[^\s"'?#]*/g;
 const BEARER = /\b(Bearer\s+)[^\s"',;]+/gi;
 
 /** Removes bearer credentials and callback-URL tokens from free text (error messages, stacks). */
 export function scrubText(text: string): string {
   if (!text.includes('/callbacks/') && !/bearer/i.test(text)) return text;
-  return text.replace(CALLBACK_TOKEN, '$1[token]').replace(BEARER, '$1[redacted]');
+  return text.replace(CALLBACK_PATH, redactCallbackPath).replace(BEARER, '$1[redacted]');
 }
 
 const MAX_DEPTH = 8;
