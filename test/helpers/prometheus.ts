@@ -31,9 +31,9 @@ export function parseExposition(text: string): Map<string, ParsedFamily> {
     }
     const type = new RegExp(`^# TYPE (${NAME}) (counter|gauge|histogram|summary|untyped)$`).exec(line);
     if (type) {
-      if (pendingHelp?.name !== type[1]) throw new Error(`TYPE without its HELP: ${line}`);
+      if (!pendingHelp || pendingHelp.name !== type[1]) throw new Error(`TYPE without its HELP: ${line}`);
       if (families.has(type[1]!)) throw new Error(`family ${type[1]} declared twice`);
-      const family = { help: pendingHelp.help, type: type[2]!, samples: [] };
+      const family: ParsedFamily = { help: pendingHelp.help, type: type[2]!, samples: [] };
       families.set(type[1]!, family);
       current = { name: type[1]!, family };
       pendingHelp = null;
