@@ -1,31 +1,98 @@
 import { parseArgs } from 'node:util';
+import { eventView } from './api/jobs.js';
+import { apiKeyView } from './api/keys.js';
 import { createApiKey, listApiKeys, revokeApiKey, type Scope, scopes } from './auth/keys.js';
+import { type Column, formatRecord, formatTable, shortTime } from './cli/table.js';
 import { ConfigError, loadConfig } from './config.js';
-import { openDatabase, type Database } from './db/client.js';
+import { openDatabase, type Database, type Db } from './db/client.js';
 import { DataDirLockedError } from './db/lock.js';
 import { migrate } from './db/migrate.js';
 import type { JobStatus } from './db/schema.js';
 import { AppError } from './errors.js';
 import { listJobs } from './jobs/list.js';
 import { getJob, listJobEvents } from './jobs/queries.js';
-import { jobView } from './jobs/view.js';
+import { jobStatuses } from './jobs/states.js';
+import { type JobView, jobView } from './jobs/view.js';
 
-const usage = `usage: npm run cli -- <command>
+const usage = `usage: npm run cli -- <command> [--json]
 
   keys create --name NAME --scopes SCOPE[,SCOPE…]   create an API key (printed once)
   keys list                                         list keys (never their secrets)
   keys revoke KEY_ID                                revoke a key
   jobs get JOB_ID                                   one job, with its events
-  jobs list [--status S[,S…]] [--provider P] [--limit N] [--cursor C]
+  jobs list [--status S[,S…]] [--provider P] [--metadata KEY=VALUE]… [--limit N] [--cursor C]
                                                     jobs, newest first
   migrate                                           apply database migrations
 
 scopes: ${scopes.join(', ')}
-options: --json  machine-readable output
+statuses: ${jobStatuses.join(', ')}
+--json   machine-readable output (the API's JSON shapes) instead of tables
+exit codes: 0 done, 1 not found or failed, 2 bad usage
 The CLI uses the same DATABASE_URL / DATA_DIR as the service. On PGlite, stop the service first:
 one process owns a data directory.`;
 
 class UsageError extends Error {}
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        name: { type: 'string' },
+        scopes: { type: 'string' },
+        status: { type: 'string' },
+        provider: { type: 'string' },
+        metadata: { type: 'string', multiple: true },
+        limit: { type: 'string' },
+        cursor: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    // An unknown option or a missing value: node:util says which.
+    throw new UsageError((err as Error).message);
+  }
+}
+
+interface CommandContext {
+  db: Db;
+  options: ReturnType<typeof parse>['values'];
+  /** The positional arguments after the command's name. */
+  args: string[];
+  /** Prints `data` as JSON with --json, `human` otherwise. */
+  out(human: string, data: unknown): void;
+}
+
+type Command = (ctx: CommandContext) => Promise<void>;
+
+// The tables each resource prints as. A new resource is a column list here and a command below.
+
+const jobColumns: Column<JobView>[] = [
+  { heading: 'ID', cell: (j) => j.id },
+  { heading: 'STATUS', cell: (j) => j.status },
+  { heading: 'PROVIDER', cell: (j) => j.provider },
+  { heading: 'MODEL', cell: (j) => j.model },
+  { heading: 'CREATED', cell: (j) => shortTime(j.created_at) },
+  { heading: 'ERROR', cell: (j) => j.error?.code },
+];
+
+const eventColumns: Column<ReturnType<typeof eventView>>[] = [
+  { heading: 'SEQ', cell: (e) => e.sequence },
+  { heading: 'EVENT', cell: (e) => e.type },
+  { heading: 'AT', cell: (e) => shortTime(e.created_at) },
+];
+
+const keyColumns: Column<ReturnType<typeof apiKeyView>>[] = [
+  { heading: 'ID', cell: (k) => k.id },
+  { heading: 'PREFIX', cell: (k) => `${k.prefix}…` },
+  { heading: 'NAME', cell: (k) => k.name, max: 40 },
+  { heading: 'SCOPES', cell: (k) => k.scopes.join(',') },
+  { heading: 'CREATED', cell: (k) => shortTime(k.created_at) },
+  { heading: 'LAST USED', cell: (k) => shortTime(k.last_used_at) },
+  { heading: 'REVOKED', cell: (k) => shortTime(k.revoked_at) },
+];
 
 function parseScopes(value: string | undefined): Scope[] {
   if (!value) throw new UsageError('--scopes is required');
@@ -35,102 +102,121 @@ function parseScopes(value: string | undefined): Scope[] {
   return list as Scope[];
 }
 
-async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      name: { type: 'string' },
-      scopes: { type: 'string' },
-      status: { type: 'string' },
-      provider: { type: 'string' },
-      limit: { type: 'string' },
-      cursor: { type: 'string' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  const [group, action, arg] = positionals;
-  if (values.help || !group) {
-    process.stdout.write(`${usage}\n`);
-    return values.help ? 0 : 2;
+function parseStatuses(value: string | undefined): JobStatus[] | undefined {
+  if (value === undefined) return undefined;
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = list.filter((s) => !(jobStatuses as readonly string[]).includes(s));
+  if (bad.length || !list.length) throw new UsageError(`unknown status(es): ${bad.join(', ') || '(none)'}; valid: ${jobStatuses.join(', ')}`);
+  return list as JobStatus[];
+}
+
+function parseMetadata(pairs: string[] | undefined): Record<string, string> | undefined {
+  if (!pairs?.length) return undefined;
+  const metadata: Record<string, string> = Object.create(null);
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw new UsageError(`--metadata takes KEY=VALUE, not "${pair}"`);
+    metadata[pair.slice(0, at)] = pair.slice(at + 1);
   }
-  const out = (human: string, data: unknown) => process.stdout.write(values.json ? `${JSON.stringify(data)}\n` : `${human}\n`);
+  return metadata;
+}
+
+function parseLimit(value: string | undefined): number {
+  const limit = value === undefined ? 50 : Number(value);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new UsageError('--limit must be a whole number, 1–200');
+  return limit;
+}
+
+function onlyArg(args: string[], what: string): string {
+  if (args.length !== 1) throw new UsageError(`give exactly one ${what}`);
+  return args[0]!;
+}
+
+const commands: Record<string, Command> = {
+  async migrate({ out }) {
+    // Migrations ran when the database was opened.
+    out('migrations applied', { ok: true });
+  },
+
+  async 'keys create'({ db, options, out }) {
+    if (!options.name) throw new UsageError('--name is required');
+    const { key, row } = await createApiKey(db, { name: options.name, scopes: parseScopes(options.scopes) });
+    const { id, name, prefix, scopes: granted, created_at } = apiKeyView(row);
+    // The same fields as POST /v1/keys answers.
+    out(`created ${id} (${name}; ${granted.join(', ')})\n\n    ${key}\n\nThis key is shown once.`, { id, name, prefix, scopes: granted, created_at, key });
+  },
+
+  async 'keys list'({ db, out }) {
+    const data = (await listApiKeys(db)).map(apiKeyView);
+    out(data.length ? formatTable(keyColumns, data) : 'no keys', data);
+  },
+
+  async 'keys revoke'({ db, args, out }) {
+    const row = await revokeApiKey(db, onlyArg(args, 'key id'));
+    out(`revoked ${row.id}`, apiKeyView(row));
+  },
+
+  async 'jobs get'({ db, args, out }) {
+    const id = onlyArg(args, 'job id');
+    const job = jobView(await getJob(db, id));
+    const events = (await listJobEvents(db, id, 500)).data.map(eventView);
+    const human = formatRecord([
+      ['id', job.id],
+      ['status', job.progress !== null && job.status === 'processing' ? `${job.status} (${job.progress}%)` : job.status],
+      ['provider', job.provider],
+      ['model', job.model],
+      ['task', job.provider_task_id],
+      ['created', shortTime(job.created_at)],
+      ['submitted', shortTime(job.submitted_at)],
+      ['completed', shortTime(job.completed_at)],
+      ['metadata', Object.entries(job.metadata).map(([k, v]) => `${k}=${v}`).join(' ')],
+      ['notify', job.notify_url],
+      ['error', job.error ? `${job.error.code} (${job.error.source}): ${job.error.message}` : null],
+      ['videos', job.result?.video_urls.join(' ')],
+    ]);
+    out(`${human}\n\n${events.length ? formatTable(eventColumns, events) : 'no events'}`, { ...job, events });
+  },
+
+  async 'jobs list'({ db, args, options, out }) {
+    if (args.length) throw new UsageError(`jobs list takes no arguments (got ${args.join(' ')})`);
+    const page = await listJobs(db, {
+      statuses: parseStatuses(options.status),
+      provider: options.provider,
+      metadata: parseMetadata(options.metadata),
+      limit: parseLimit(options.limit),
+      cursor: options.cursor,
+    });
+    const rows = page.data.map(jobView);
+    const more = page.next_cursor ? `\n\nmore: --cursor ${page.next_cursor}` : '';
+    out(rows.length ? `${formatTable(jobColumns, rows)}${more}` : 'no jobs', { data: rows, next_cursor: page.next_cursor });
+  },
+};
+
+/** The command the positionals name (`migrate`, or a group and an action), and what follows it. */
+function findCommand(positionals: string[]): { command: Command; args: string[] } {
+  const [first, second] = positionals;
+  const two = `${first} ${second}`;
+  if (second !== undefined && Object.hasOwn(commands, two)) return { command: commands[two]!, args: positionals.slice(2) };
+  if (first !== undefined && Object.hasOwn(commands, first)) return { command: commands[first]!, args: positionals.slice(1) };
+  throw new UsageError(`unknown command: ${positionals.join(' ')}`);
+}
+
+async function run(argv: string[]): Promise<number> {
+  const { values: options, positionals } = parse(argv);
+  if (options.help || !positionals.length) {
+    process.stdout.write(`${usage}\n`);
+    return options.help ? 0 : 2;
+  }
+  // Known before the database is opened, so a typo does not wait for it.
+  const { command, args } = findCommand(positionals);
+  const out = (human: string, data: unknown) => process.stdout.write(options.json ? `${JSON.stringify(data)}\n` : `${human}\n`);
 
   const config = loadConfig();
   const database: Database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
   try {
     await migrate(database);
-    const db = database.db;
-    if (group === 'migrate') {
-      out('migrations applied', { ok: true });
-      return 0;
-    }
-    if (group === 'keys' && action === 'create') {
-      if (!values.name) throw new UsageError('--name is required');
-      const { key, row } = await createApiKey(db, { name: values.name, scopes: parseScopes(values.scopes) });
-      out(`created ${row.id} (${row.name}; ${row.scopes.join(', ')})\n\n    ${key}\n\nThis key is shown once.`, {
-        id: row.id,
-        name: row.name,
-        scopes: row.scopes,
-        key,
-      });
-      return 0;
-    }
-    if (group === 'keys' && action === 'list') {
-      const rows = await listApiKeys(db);
-      const data = rows.map((r) => ({
-        id: r.id,
-        name: r.name,
-        prefix: r.prefix,
-        scopes: r.scopes,
-        created_at: r.createdAt.toISOString(),
-        revoked_at: r.revokedAt?.toISOString() ?? null,
-      }));
-      const lines = data.map((r) => `${r.id}  ${r.prefix}…  ${r.name}  [${r.scopes.join(',')}]${r.revoked_at ? '  revoked' : ''}`);
-      out(lines.join('\n') || 'no keys', data);
-      return 0;
-    }
-    if (group === 'keys' && action === 'revoke') {
-      if (!arg) throw new UsageError('keys revoke needs a key id');
-      const row = await revokeApiKey(db, arg);
-      out(`revoked ${row.id}`, { id: row.id, revoked: true });
-      return 0;
-    }
-    if (group === 'jobs' && action === 'get') {
-      if (!arg) throw new UsageError('jobs get needs a job id');
-      const job = jobView(await getJob(db, arg));
-      const events = (await listJobEvents(db, arg, 500)).data.map((e) => `  ${e.sequence}. ${e.type}  ${e.createdAt.toISOString()}`);
-      out(
-        [
-          `${job.id}  ${job.status}  ${job.provider}${job.model ? ` (${job.model})` : ''}  task ${job.provider_task_id ?? '—'}`,
-          job.error ? `error: ${job.error.code}: ${job.error.message}` : '',
-          job.result ? `videos: ${job.result.video_urls.join(' ')}` : '',
-          'events:',
-          ...events,
-        ]
-          .filter(Boolean)
-          .join('\n'),
-        job,
-      );
-      return 0;
-    }
-    if (group === 'jobs' && action === 'list') {
-      const limit = values.limit ? Number(values.limit) : 50;
-      if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new UsageError('--limit must be 1–200');
-      const page = await listJobs(db, {
-        statuses: values.status?.split(',').filter(Boolean) as JobStatus[] | undefined,
-        provider: values.provider,
-        limit,
-        cursor: values.cursor,
-      });
-      const rows = page.data.map(jobView);
-      const lines = rows.map((j) => `${j.id}  ${j.status.padEnd(10)}  ${j.provider}  ${j.created_at}`);
-      if (page.next_cursor) lines.push(`more: --cursor ${page.next_cursor}`);
-      out(lines.join('\n') || 'no jobs', { data: rows, next_cursor: page.next_cursor });
-      return 0;
-    }
-    throw new UsageError(`unknown command: ${positionals.join(' ')}`);
+    await command({ db: database.db, options, args, out });
+    return 0;
   } finally {
     await database.close();
   }
@@ -139,10 +225,12 @@ async function run(argv: string[]): Promise<number> {
 run(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
-    if (err instanceof UsageError) process.stderr.write(`${err.message}\n\n${usage}\n`);
+    // A bad argument the database layer caught (a cursor that is not one, say) is bad usage too.
+    const usageError = err instanceof UsageError || (err instanceof AppError && err.code === 'invalid_request');
+    if (err instanceof UsageError) process.stderr.write(`${err.message}\n(npm run cli -- --help lists the commands)\n`);
     // Expected failures (not found, bad configuration, a data directory in use) are one line, exit 1.
     else if (err instanceof AppError || err instanceof ConfigError || err instanceof DataDirLockedError) process.stderr.write(`${err.message}\n`);
     else process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(err instanceof UsageError ? 2 : 1);
+    process.exit(usageError ? 2 : 1);
   },
 );

@@ -70,7 +70,8 @@ const revokeKeyRoute = protectedRoute('admin', {
   responses: { 200: json(ApiKey, 'The revoked key.'), 404: errorResponse('No such key.') },
 });
 
-function apiKeyView(row: ApiKeyRow) {
+/** A key as the API and the CLI show it: never the key itself or its hash. */
+export function apiKeyView(row: ApiKeyRow) {
   return {
     id: row.id,
     name: row.name,
