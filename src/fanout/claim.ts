@@ -25,10 +25,10 @@ export interface ClaimedDelivery {
 
 export interface ClaimOptions {
   limit: number;
-  /** At most this many per target in one claim. */
+  /** At most this many per target in one claim… */
   perTarget: number;
-  /** Targets this worker already has enough of in flight. */
-  excludeTargets: readonly string[];
+  /** …or, for the targets named here, this many (what is left of a lower or partly used cap). */
+  allowance: Readonly<Record<string, number>>;
   leaseMs: number;
 }
 
@@ -56,14 +56,15 @@ interface ClaimedRow {
 }
 
 /**
- * Claims due deliveries in one statement: the oldest due ones (of enabled subscriptions, and not of
- * `excludeTargets`) are locked with `FOR UPDATE SKIP LOCKED`, at most `perTarget` per target, so a
- * subscriber with a deep backlog cannot fill the batch; they are leased and counted (`claims`), and
+ * Claims due deliveries in one statement: the oldest due ones (of enabled subscriptions, and of
+ * targets with allowance left) are locked with `FOR UPDATE SKIP LOCKED`, at most each target's
+ * allowance, so a subscriber with a deep backlog cannot fill the batch; they are leased and counted (`claims`), and
  * returned joined with their event and subscription. The locking CTE is evaluated once, which an
  * `UPDATE … WHERE id IN (SELECT … SKIP LOCKED)` does not promise.
  */
 export async function claimDueDeliveries(db: Db, opts: ClaimOptions): Promise<ClaimedDelivery[]> {
   if (opts.limit <= 0) return [];
+  const allowance = JSON.stringify(opts.allowance);
   const rows = await executeRows<ClaimedRow>(
     db,
     sql`
@@ -74,16 +75,16 @@ export async function claimDueDeliveries(db: Db, opts: ClaimOptions): Promise<Cl
         and (d.lease_until is null or d.lease_until <= now())
         and (d.subscription_id is null
              or exists (select 1 from subscriptions s where s.id = d.subscription_id and s.disabled_at is null))
-        and not (${targetOf('d')} = any (array(select jsonb_array_elements_text(${JSON.stringify(opts.excludeTargets)}::jsonb))))
+        and coalesce((${allowance}::jsonb ->> ${targetOf('d')})::int, 1) > 0
       order by d.next_attempt_at
       limit ${opts.limit * SCAN_FACTOR}
     ),
     ranked as (
-      select id, row_number() over (partition by target order by next_attempt_at) as rn from candidates
+      select id, target, row_number() over (partition by target order by next_attempt_at) as rn from candidates
     ),
     picked as (
       select d.id from deliveries d join ranked r on r.id = d.id
-      where r.rn <= ${opts.perTarget} and d.status = 'pending'
+      where r.rn <= coalesce((${allowance}::jsonb ->> r.target)::int, ${opts.perTarget}) and d.status = 'pending'
         and (d.lease_until is null or d.lease_until <= now())
       order by d.next_attempt_at
       limit ${opts.limit}

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { Db, Tx } from '../db/client.js';
+import type { Db, Executor, Tx } from '../db/client.js';
 import { executeRows } from '../db/rows.js';
 import type { DeliveryStatus } from '../db/schema.js';
 
@@ -78,37 +78,50 @@ export async function recordOutcomes(db: Db, outcomes: readonly Outcome[], disab
   const succeeded = bySubscription((o) => o.success);
   const failed = bySubscription((o) => !o.success).filter((id) => !succeeded.includes(id));
 
-  return db.transaction(async (tx) => {
-    await tx.execute(sql`
-      update deliveries d set
-        status = r.status,
-        attempts = r.attempt,
-        next_attempt_at = case when r.status = 'pending'
-          and (d.subscription_id is null
-               or exists (select 1 from subscriptions s where s.id = d.subscription_id and s.disabled_at is null))
-          then now() + r.delay_ms * interval '1 millisecond' end,
-        lease_until = null,
-        last_status_code = r.status_code,
-        last_error = r.error,
-        delivered_at = case when r.status = 'delivered' then now() else d.delivered_at end,
-        updated_at = now()
-      from jsonb_to_recordset(${rows}::jsonb)
-        as r(id text, claims int, attempt int, status text, delay_ms bigint, status_code int, error text)
-      where d.id = r.id and d.claims = r.claims`);
-    await tx.execute(sql`
-      insert into delivery_attempts (delivery_id, attempt, started_at, status_code, latency_ms, error, response_excerpt)
-      select r.id, r.attempt, r.started_at, r.status_code, r.latency_ms, r.error, r.excerpt
-      from jsonb_to_recordset(${rows}::jsonb)
-        as r(id text, attempt int, started_at timestamptz, status_code int, latency_ms int, error text, excerpt text)
-      where exists (select 1 from deliveries d where d.id = r.id)`);
-
-    const disabled = await disableSubscriptions(tx, gone, 'gone');
-    if (succeeded.length) {
-      await tx.execute(sql`
+  // The delivery updates, the attempts and the end of failing streaks in one statement: when all
+  // went well (the common case) that is the whole write, one round trip with no transaction around it.
+  const record = (ex: Executor) =>
+    ex.execute(sql`
+      with r as (
+        select * from jsonb_to_recordset(${rows}::jsonb)
+          as r(id text, claims int, attempt int, status text, delay_ms bigint, started_at timestamptz,
+               status_code int, latency_ms int, error text, excerpt text)
+      ),
+      updated as (
+        update deliveries d set
+          status = r.status,
+          attempts = r.attempt,
+          next_attempt_at = case when r.status = 'pending'
+            and (d.subscription_id is null
+                 or exists (select 1 from subscriptions s where s.id = d.subscription_id and s.disabled_at is null))
+            then now() + r.delay_ms * interval '1 millisecond' end,
+          lease_until = null,
+          last_status_code = r.status_code,
+          last_error = r.error,
+          delivered_at = case when r.status = 'delivered' then now() else d.delivered_at end,
+          updated_at = now()
+        from r
+        where d.id = r.id and d.claims = r.claims
+        returning d.id
+      ),
+      attempts as (
+        insert into delivery_attempts (delivery_id, attempt, started_at, status_code, latency_ms, error, response_excerpt)
+        select r.id, r.attempt, r.started_at, r.status_code, r.latency_ms, r.error, r.excerpt
+        from r where exists (select 1 from deliveries d where d.id = r.id)
+      ),
+      healthy as (
         update subscriptions set failing_since = null
         where id = any (array(select jsonb_array_elements_text(${JSON.stringify(succeeded)}::jsonb)))
-          and failing_since is not null`);
-    }
+          and failing_since is not null
+      )
+      select count(*) from updated`);
+  if (!gone.length && !failed.length) {
+    await record(db);
+    return [];
+  }
+  return db.transaction(async (tx) => {
+    await record(tx);
+    const disabled = await disableSubscriptions(tx, gone, 'gone');
     if (failed.length) {
       await tx.execute(sql`
         update subscriptions set failing_since = now()

@@ -20,8 +20,10 @@ export interface DeliveryWorkerOptions {
   notifySecret: string;
   /** Deliveries in flight at once in this process. */
   maxInFlight?: number;
-  /** Per subscription (or notify_url origin): one slow receiver holds at most this many of the slots. */
+  /** Per subscription (or notify_url origin) while it answers well: a busy receiver gets many slots, not all. */
   perTargetInFlight?: number;
+  /** Per target after a failed attempt, until it succeeds again: a receiver that is down or hangs holds only these. */
+  failingTargetInFlight?: number;
   idleMs?: number;
   /** Tests: DNS answers for the connect-time guard. */
   resolve?: LookupAll;
@@ -38,16 +40,19 @@ export interface DeliveryWorker {
 }
 
 const USER_AGENT = 'callback-relay/0.1 (+Standard Webhooks)';
+const FLUSH_DELAY_MS = 5;
 
 /**
  * The fan-out worker: claims due deliveries, POSTs each (signed, keep-alive, guarded, bounded by
  * `timeout_s`) without waiting for the others, and records outcomes in batches as they come in.
- * In-flight work is capped per process and per target, so a hanging subscriber occupies a few
- * slots, not the worker.
+ * In-flight work is capped per process and per target, and a target whose last attempt failed gets
+ * only a few slots until it answers well again, so a subscriber that is down or hangs occupies a
+ * few slots, not the worker.
  */
 export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker {
-  const maxInFlight = opts.maxInFlight ?? 128;
-  const perTarget = opts.perTargetInFlight ?? 8;
+  const maxInFlight = opts.maxInFlight ?? 256;
+  const perTarget = opts.perTargetInFlight ?? 128;
+  const failingCap = Math.min(perTarget, opts.failingTargetInFlight ?? 4);
   const timeoutMs = opts.delivery.timeout_s * 1000;
   const agents: GuardedAgents = createGuardedAgents({
     allowPrivate: opts.delivery.allow_private_targets,
@@ -55,6 +60,8 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
     ...(opts.resolve ? { resolve: opts.resolve } : {}),
   });
   const inFlightByTarget = new Map<string, number>();
+  /** Targets whose last attempt failed; bounded, since notify_url origins come from callers. */
+  const failing = new Set<string>();
   const sending = new Set<Promise<void>>();
   let pending: Outcome[] = [];
   let flushing: Promise<void> | null = null;
@@ -84,7 +91,8 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
   };
   const scheduleFlush = () => {
     if (flushing) return;
-    flushing = new Promise<void>((resolve) => setImmediate(resolve))
+    // A few milliseconds' wait gathers the outcomes of a busy moment into one write; nothing waits on it.
+    flushing = new Promise<void>((resolve) => setTimeout(resolve, FLUSH_DELAY_MS))
       .then(flush)
       .finally(() => {
         flushing = null;
@@ -116,6 +124,11 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
       result = { statusCode: null, latencyMs: Date.now() - startedAt.getTime(), error: String(err), excerpt: null, retryAfterMs: null };
     }
     const attempt = d.attempts + 1;
+    if (result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300) failing.delete(d.target);
+    else {
+      if (failing.size >= 1000) failing.clear();
+      failing.add(d.target);
+    }
     const verdict = decideAttempt(result, attempt, opts.delivery.retry_schedule_s, { hasSubscription: d.subscriptionId !== null });
     pending.push({
       id: d.id,
@@ -158,11 +171,13 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
       // load claims come in batches without any waiting here.
       const free = maxInFlight - sending.size;
       if (free <= 0) return 0;
-      const excludeTargets = [...inFlightByTarget].filter(([, n]) => n >= perTarget).map(([t]) => t);
+      const allowance: Record<string, number> = {};
+      for (const t of failing) allowance[t] = failingCap;
+      for (const [t, n] of inFlightByTarget) allowance[t] = Math.max(0, (failing.has(t) ? failingCap : perTarget) - n);
       const claimed = await claimDueDeliveries(opts.db, {
         limit: free,
         perTarget,
-        excludeTargets,
+        allowance,
         // Outlives the attempt (bounded by the timeout) with room for recording it; a dead worker's deliveries go again soon after.
         leaseMs: 2 * timeoutMs + 5000,
       });
