@@ -17,13 +17,18 @@ const After = z
   .optional()
   .openapi({ description: 'A cursor from an earlier page or stream message; omitted, the feed starts at its oldest event.' });
 
-const FeedPage = z
+export const FeedPage = z
   .object({
     data: z.array(JobEvent),
     next_cursor: z.string().openapi({ description: 'Pass as `after` to continue; the same cursor again when nothing was new.' }),
     has_more: z.boolean().openapi({ description: 'Whether more events are already waiting after this page.' }),
   })
   .openapi('EventFeedPage');
+
+export const FeedQuery = z.object({
+  after: After,
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
 
 const feedRoute = protectedRoute('jobs:read', {
   method: 'get',
@@ -33,12 +38,7 @@ const feedRoute = protectedRoute('jobs:read', {
     'For services that pull instead of receiving webhooks: follow `next_cursor` and every event is returned exactly ' +
     'once, in the order the changes committed, including an event whose transaction began earlier but committed later.',
   tags: ['events'],
-  request: {
-    query: z.object({
-      after: After,
-      limit: z.coerce.number().int().min(1).max(500).default(100),
-    }),
-  },
+  request: { query: FeedQuery },
   responses: {
     200: { content: { 'application/json': { schema: FeedPage } }, description: 'A page of the feed.' },
   },

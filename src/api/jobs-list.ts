@@ -22,7 +22,7 @@ const StatusFilter = z
 const Timestamp = (description: string) =>
   z.iso.datetime({ offset: true }).optional().openapi({ description, example: '2026-11-22T10:00:00Z' });
 
-const ListQuery = z.object({
+export const ListQuery = z.object({
   status: StatusFilter,
   provider: z.string().min(1).max(63).optional().openapi({ description: 'Only jobs at this provider.' }),
   created_after: Timestamp('Only jobs created strictly after this ISO 8601 time.'),
@@ -31,7 +31,7 @@ const ListQuery = z.object({
   cursor: z.string().max(400).optional().openapi({ description: 'The `next_cursor` of the previous page.' }),
 });
 
-const JobList = z
+export const JobList = z
   .object({
     data: z.array(Job),
     next_cursor: z.string().nullable().openapi({ description: 'Pass as `cursor` for the next page; null on the last page.' }),

@@ -16,7 +16,7 @@ import { assertTargetAllowed } from '../fanout/targets.js';
 import { errorResponse, protectedRoute } from './openapi.js';
 import { CallbackReceipt, Job, JobEvent, JobId, Metadata, page, PageQuery } from './schemas.js';
 
-const TrackJobBody = z
+export const TrackJobBody = z
   .object({
     provider: z.string().min(1).max(63),
     provider_task_id: z.string().min(1).max(512),
