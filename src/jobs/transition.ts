@@ -1,4 +1,4 @@
-import { eq, sql } from 'drizzle-orm';
+import { asc, inArray, sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
 import { jsonbSafe } from '../db/json.js';
 import { type EventRow, type JobRow, jobEvents, jobs } from '../db/schema.js';
@@ -9,6 +9,7 @@ import { jobView } from './view.js';
 
 export interface TransitionResult {
   decision: Decision;
+  /** The job right after this observation. */
   job: JobRow;
   /** The event appended, when the job moved. */
   event: EventRow | null;
@@ -18,12 +19,6 @@ export class JobNotFoundError extends Error {
   override name = 'JobNotFoundError';
 }
 
-/**
- * Applies one observation to one job inside the caller's transaction: the only place a job's
- * status changes. It locks the job row, asks `decide`, and on a move updates the job, appends the
- * `job.*` event with the next per-job sequence and its deliveries (the outbox). Duplicates and stale
- * observations change nothing.
- */
 export interface ApplyOptions {
   /**
    * For providers whose videos need their key to download: the relay's own content URL, which
@@ -32,63 +27,151 @@ export interface ApplyOptions {
   contentUrl?: string | undefined;
 }
 
-export async function applyObservation(
-  tx: Tx,
-  jobId: string,
-  obs: Observation,
-  opts: ApplyOptions = {},
-): Promise<TransitionResult> {
-  const [current] = await tx.select().from(jobs).where(eq(jobs.id, jobId)).for('update');
-  if (!current) throw new JobNotFoundError(`job ${jobId} not found`);
+export interface ObservationItem {
+  jobId: string;
+  obs: Observation;
+  opts?: ApplyOptions;
+}
 
-  const decision = decide(current, obs);
-  const now = new Date();
+/** How a job's row changes: what `decide` allowed, worked out on the row as locked. */
+interface Change {
+  job: JobRow;
+  /** Due time and lease cleared: nothing more to ask the provider (a final state other than expired). */
+  clearSchedule: boolean;
+  setResult: boolean;
+  setError: boolean;
+}
 
+/** The job after `obs`, as `decide` allows it; null when nothing changes. Pure. */
+function nextState(current: JobRow, obs: Observation, decision: Decision, opts: ApplyOptions, now: Date) {
   if (decision.kind === 'progress') {
-    const [job] = await tx
-      .update(jobs)
-      .set({ progress: decision.progress, updatedAt: now })
-      .where(eq(jobs.id, jobId))
-      .returning();
-    return { decision, job: job!, event: null };
+    return { job: { ...current, progress: decision.progress, updatedAt: now }, clearSchedule: false, setResult: false, setError: false };
   }
-  if (decision.kind !== 'advance') return { decision, job: current, event: null };
-
+  if (decision.kind !== 'advance') return null;
   const to = obs.status;
   const terminal = isTerminal(to);
-  const patch: Partial<typeof jobs.$inferInsert> = {
-    status: to,
-    updatedAt: now,
-    eventSeq: sql`${jobs.eventSeq} + 1` as unknown as number,
-  };
-  if (to === 'succeeded') patch.progress = 100;
-  else if (typeof obs.progress === 'number') patch.progress = Math.max(obs.progress, current.progress ?? 0);
-  if (!current.submittedAt && to !== 'expired' && to !== 'canceled') patch.submittedAt = now;
-  if (terminal) patch.completedAt = now;
+  const job: JobRow = { ...current, status: to, updatedAt: now, eventSeq: current.eventSeq + 1 };
+  if (to === 'succeeded') job.progress = 100;
+  else if (typeof obs.progress === 'number') job.progress = Math.max(obs.progress, current.progress ?? 0);
+  if (!current.submittedAt && to !== 'expired' && to !== 'canceled') job.submittedAt = now;
+  if (terminal) job.completedAt = now;
   // Nothing more to ask the provider about a final job (an expired one is still polled, slowly, by the poll worker).
-  if (terminal && to !== 'expired') {
-    patch.dueAt = null;
-    patch.leaseUntil = null;
+  const clearSchedule = terminal && to !== 'expired';
+  if (clearSchedule) {
+    job.dueAt = null;
+    job.leaseUntil = null;
   }
-  if (to === 'succeeded') {
-    patch.result = jsonbSafe({ video_urls: opts.contentUrl ? [opts.contentUrl] : (obs.videoUrls ?? []), raw: obs.raw ?? null });
-    patch.error = null;
+  const setResult = to === 'succeeded';
+  if (setResult) {
+    job.result = jsonbSafe({ video_urls: opts.contentUrl ? [opts.contentUrl] : (obs.videoUrls ?? []), raw: obs.raw ?? null });
   }
-  if (to === 'failed' || to === 'canceled' || to === 'expired') {
-    patch.error = obs.error ? jsonbSafe(obs.error) : null;
-  }
+  const setError = to === 'succeeded' || to === 'failed' || to === 'canceled' || to === 'expired';
+  if (setError) job.error = to === 'succeeded' || !obs.error ? null : jsonbSafe(obs.error);
+  return { job, clearSchedule, setResult, setError };
+}
 
-  const [job] = await tx.update(jobs).set(patch).where(eq(jobs.id, jobId)).returning();
-  const [event] = await tx
-    .insert(jobEvents)
-    .values({
-      eventId: newId('evt'),
-      jobId,
-      sequence: job!.eventSeq,
-      type: eventTypeFor(to),
-      data: jobView(job!),
-    })
-    .returning();
-  await enqueueDeliveries(tx, job!, event!);
-  return { decision, job: job!, event: event! };
+/**
+ * Applies observations to jobs inside the caller's transaction: the only place a job's status
+ * changes. The jobs are locked (in id order, so concurrent batches cannot deadlock), `decide` rules
+ * on each observation in turn (several for one job apply one after another), and every change is
+ * written with one statement per table however many there are: the jobs, their `job.*` events with
+ * the next per-job sequence, and the events' deliveries (the outbox). Duplicates and stale
+ * observations change nothing.
+ */
+export async function applyObservations(tx: Tx, items: readonly ObservationItem[]): Promise<TransitionResult[]> {
+  if (!items.length) return [];
+  const ids = [...new Set(items.map((i) => i.jobId))].sort();
+  const locked = await tx.select().from(jobs).where(inArray(jobs.id, ids)).orderBy(asc(jobs.id)).for('update');
+  const state = new Map(locked.map((j) => [j.id, j]));
+  const changes = new Map<string, Change>();
+  const now = new Date();
+  const results: TransitionResult[] = [];
+  const events: EventRow[] = [];
+
+  for (const { jobId, obs, opts } of items) {
+    const current = state.get(jobId);
+    if (!current) throw new JobNotFoundError(`job ${jobId} not found`);
+    const decision = decide(current, obs);
+    const next = nextState(current, obs, decision, opts ?? {}, now);
+    if (!next) {
+      results.push({ decision, job: current, event: null });
+      continue;
+    }
+    const before = changes.get(jobId);
+    changes.set(jobId, {
+      job: next.job,
+      clearSchedule: next.clearSchedule || (before?.clearSchedule ?? false),
+      setResult: next.setResult || (before?.setResult ?? false),
+      setError: next.setError || (before?.setError ?? false),
+    });
+    state.set(jobId, next.job);
+    let event: EventRow | null = null;
+    if (decision.kind === 'advance') {
+      // `id` is filled in from the insert below; `commitSeq` is set only as the transaction commits.
+      event = {
+        id: 0,
+        eventId: newId('evt'),
+        jobId,
+        sequence: next.job.eventSeq,
+        type: eventTypeFor(obs.status),
+        data: jobView(next.job),
+        createdAt: now,
+        commitSeq: null,
+      };
+      events.push(event);
+    }
+    results.push({ decision, job: next.job, event });
+  }
+  if (!changes.size) return results;
+
+  const rows = [...changes.values()].map(({ job, clearSchedule, setResult, setError }) => ({
+    id: job.id,
+    status: job.status,
+    progress: job.progress,
+    result: job.result ?? null,
+    error: job.error ?? null,
+    set_result: setResult,
+    set_error: setError,
+    clear_schedule: clearSchedule,
+    submitted_at: job.submittedAt?.toISOString() ?? null,
+    completed_at: job.completedAt?.toISOString() ?? null,
+    event_seq: job.eventSeq,
+    updated_at: job.updatedAt.toISOString(),
+  }));
+  await tx.execute(sql`
+    update ${jobs} set
+      status = r.status,
+      progress = r.progress,
+      result = case when r.set_result then nullif(r.result, 'null'::jsonb) else ${jobs.result} end,
+      error = case when r.set_error then nullif(r.error, 'null'::jsonb) else ${jobs.error} end,
+      submitted_at = coalesce(${jobs.submittedAt}, r.submitted_at),
+      completed_at = coalesce(r.completed_at, ${jobs.completedAt}),
+      due_at = case when r.clear_schedule then null else ${jobs.dueAt} end,
+      lease_until = case when r.clear_schedule then null else ${jobs.leaseUntil} end,
+      event_seq = r.event_seq,
+      updated_at = r.updated_at
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+      as r(id text, status text, progress int, result jsonb, error jsonb, set_result boolean, set_error boolean,
+           clear_schedule boolean, submitted_at timestamptz, completed_at timestamptz, event_seq int, updated_at timestamptz)
+    where ${jobs.id} = r.id`);
+
+  if (events.length) {
+    const inserted = await tx
+      .insert(jobEvents)
+      .values(events.map((e) => ({ eventId: e.eventId, jobId: e.jobId, sequence: e.sequence, type: e.type, data: e.data, createdAt: e.createdAt })))
+      .returning({ id: jobEvents.id, eventId: jobEvents.eventId });
+    const idOf = new Map(inserted.map((r) => [r.eventId, r.id]));
+    for (const e of events) e.id = idOf.get(e.eventId)!;
+    await enqueueDeliveries(
+      tx,
+      results.flatMap((r) => (r.event ? [{ job: r.job, event: r.event }] : [])),
+    );
+  }
+  return results;
+}
+
+/** One observation for one job: `applyObservations` with a single item. */
+export async function applyObservation(tx: Tx, jobId: string, obs: Observation, opts: ApplyOptions = {}): Promise<TransitionResult> {
+  const [result] = await applyObservations(tx, [{ jobId, obs, opts }]);
+  return result!;
 }
