@@ -18,6 +18,13 @@ describe('configuration', () => {
     expect(c.databaseUrl).toBeUndefined();
     expect(c.providers.size).toBe(0);
     expect(c.delivery.retry_schedule_s).toEqual([0, 5, 300, 1800, 7200, 18000, 36000, 36000]);
+    expect(c.databasePoolMax).toBe(10);
+    expect(c.metricsToken).toBeUndefined();
+  });
+
+  it('reads the pool size and the metrics token', () => {
+    const c = loadConfig({ DATABASE_POOL_MAX: '4', METRICS_TOKEN: 'metrics-token-0123456789' });
+    expect(c).toMatchObject({ databasePoolMax: 4, metricsToken: 'metrics-token-0123456789' });
   });
 
   it.each([
@@ -28,6 +35,9 @@ describe('configuration', () => {
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
     [{ RELAY_ADMIN_KEY: 'short' }, /RELAY_ADMIN_KEY/],
     [{ RELAY_CONFIG: '/nonexistent/relay.json' }, /RELAY_CONFIG/],
+    [{ DATABASE_POOL_MAX: '1' }, /DATABASE_POOL_MAX/],
+    [{ DATABASE_POOL_MAX: 'many' }, /DATABASE_POOL_MAX/],
+    [{ METRICS_TOKEN: 'short' }, /METRICS_TOKEN/],
   ])('a bad value stops start-up naming it: %o', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(name);
