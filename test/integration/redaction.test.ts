@@ -63,6 +63,13 @@ describe(`request ids and redaction (${dbKind})`, () => {
     expect(logged.length).toBeGreaterThan(0);
     for (const line of logged) expect(line.request_id).toBe(id);
 
+    // An error answer names the same id in its header, its body and its log lines.
+    const refused = await send('/v1/jobs');
+    expect(refused.res.status).toBe(401);
+    const refusedId = refused.res.headers.get('x-request-id');
+    expect((JSON.parse(refused.body) as { error: { request_id: string } }).error.request_id).toBe(refusedId);
+    for (const line of refused.logged) expect(line.request_id).toBe(refusedId);
+
     // A caller's own id is kept, so a trace can follow one request across services.
     const mine = await send('/healthz', { headers: { 'x-request-id': 'checkout-7f3a' } });
     expect(mine.res.headers.get('x-request-id')).toBe('checkout-7f3a');
