@@ -1,10 +1,9 @@
-import { and, eq, isNotNull, isNull, ne } from 'drizzle-orm';
-import type { Db, Tx } from '../db/client.js';
-import { callbackReceipts, type JobRow, jobs, type ReceiptVerdict } from '../db/schema.js';
+import { and, eq } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { type JobRow, jobs, type ReceiptVerdict } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { relayContentUrl } from '../jobs/content.js';
 import { decide, isTerminal, type Observation } from '../jobs/states.js';
-import { applyObservation } from '../jobs/transition.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { isSecretName, REDACTED } from '../ops/redact.js';
@@ -17,6 +16,7 @@ import {
 } from '../providers/types.js';
 import { isJsonContentType, MAX_CALLBACK_BYTES, parseJsonObject, readBodyLimited } from './body.js';
 import type { RejectedVerdict, RejectionRecorder } from './rejections.js';
+import type { ReceiptWriter } from './store.js';
 import { jobCallbackToken, providerCallbackToken, secretsEqual } from './tokens.js';
 
 export interface CallbackContext {
@@ -25,6 +25,8 @@ export interface CallbackContext {
   secret: string;
   publicBaseUrl: string;
   rejections: RejectionRecorder;
+  /** Stores accepted callbacks, many to a transaction under load. */
+  receipts: ReceiptWriter;
   log: Logger;
   metrics: Metrics;
 }
@@ -89,9 +91,10 @@ function reject(verdict: RejectedVerdict, code: 'invalid_request' | 'unauthorize
 
 /**
  * A provider's callback, from raw bytes to applied state (SPEC "Inbound callbacks"): content type,
- * size limit, token, JSON, the job, confirmation by fetch for unsigned providers, then one transaction
- * that stores the receipt and applies the observation. Resolves only after that commit; every failure
- * to store surfaces as 503 so the provider retries.
+ * size limit, token, JSON, the job, confirmation by fetch for unsigned providers, then the transaction
+ * that stores the receipt and applies the observation (shared with the callbacks that arrived
+ * meanwhile: see ReceiptWriter). Resolves only after that commit; every failure to store surfaces
+ * as 503 so the provider retries.
  */
 export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback): Promise<CallbackOutcome> {
   const adapter = ctx.providers.get(cb.provider);
@@ -155,11 +158,12 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
     const taskId = job.providerTaskId ?? parsed.taskId;
     if (!taskId) reject('malformed', 'invalid_request', 'callback names no task id');
     const { observation, verdictOverride, reason } = await confirm(adapter, job, taskId, parsed, ctx.log);
-    const outcome = await store(ctx.db, {
-      cb,
+    const outcome = await ctx.receipts.store({
+      provider: cb.provider,
       route,
       headers: storedHeaders(cb.request, headers),
       raw,
+      sourceAddress: cb.sourceAddress,
       job,
       observation,
       verdictOverride,
@@ -264,70 +268,4 @@ async function confirm(
     verdictOverride: 'contradicted',
     reason: `callback claimed "${claimed?.status}" but the provider's status endpoint says "${fetched?.status ?? 'an unknown status'}"`,
   };
-}
-
-/** Whether this provider delivery id was already stored with a job (and not merely as unverifiable). */
-async function seenDelivery(tx: Tx, provider: string, deliveryId: string): Promise<boolean> {
-  const [row] = await tx
-    .select({ id: callbackReceipts.id })
-    .from(callbackReceipts)
-    .where(
-      and(
-        eq(callbackReceipts.provider, provider),
-        eq(callbackReceipts.deliveryId, deliveryId),
-        isNotNull(callbackReceipts.jobId),
-        ne(callbackReceipts.verdict, 'unverifiable'),
-      ),
-    )
-    .limit(1);
-  return row !== undefined;
-}
-
-const verdictOf = { advance: 'applied', progress: 'updated', duplicate: 'duplicate', stale: 'stale' } as const;
-
-async function store(
-  db: Db,
-  s: {
-    cb: IncomingCallback;
-    route: 'job' | 'provider';
-    headers: Record<string, string>;
-    raw: Uint8Array;
-    job: JobRow;
-    observation: Observation | null;
-    verdictOverride?: ReceiptVerdict | undefined;
-    reason?: string | undefined;
-    deliveryId: string | null;
-    contentUrl: string | undefined;
-    learnedTaskId: string | null;
-  },
-): Promise<CallbackOutcome> {
-  return db.transaction(async (tx) => {
-    let verdict = s.verdictOverride;
-    let status = s.job.status;
-    if (s.learnedTaskId) {
-      await tx
-        .update(jobs)
-        .set({ providerTaskId: s.learnedTaskId })
-        .where(and(eq(jobs.id, s.job.id), isNull(jobs.providerTaskId)));
-    }
-    if (s.deliveryId && (await seenDelivery(tx, s.cb.provider, s.deliveryId))) verdict = 'duplicate';
-    else if (s.observation) {
-      const result = await applyObservation(tx, s.job.id, s.observation, { contentUrl: s.contentUrl });
-      verdict ??= verdictOf[result.decision.kind];
-      status = result.job.status;
-    }
-    await tx.insert(callbackReceipts).values({
-      provider: s.cb.provider,
-      jobId: s.job.id,
-      route: s.route,
-      deliveryId: s.deliveryId,
-      verdict: verdict ?? 'ignored',
-      reason: s.reason ?? null,
-      headers: s.headers,
-      body: Buffer.from(s.raw),
-      bodySize: s.raw.byteLength,
-      sourceAddress: s.cb.sourceAddress,
-    });
-    return { verdict: verdict ?? 'ignored', jobId: s.job.id, status };
-  });
 }
