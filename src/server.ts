@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { createApp } from './app.js';
@@ -37,6 +38,8 @@ export async function startRelay(config: Config, log: Logger): Promise<RunningRe
     const secret = await loadServerSecret(database.db, config.secret);
     const bootstrapKey = await ensureBootstrapKey(database, config.adminKey);
     const closing = new AbortController();
+    // Every long-poll and event stream listens for shutdown on this one signal.
+    setMaxListeners(0, closing.signal);
     const deps: Deps = { config, database, db: database.db, providers, secret, log, metrics, closing: closing.signal };
 
     const app = createApp(deps);
