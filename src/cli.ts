@@ -1,18 +1,26 @@
 import { parseArgs } from 'node:util';
+import { Delivery, deliveryView } from './api/deliveries.js';
 import { eventView } from './api/jobs.js';
 import { apiKeyView } from './api/keys.js';
+import { subscriptionView } from './api/subscriptions.js';
 import { createApiKey, listApiKeys, revokeApiKey, type Scope, scopes } from './auth/keys.js';
 import { type Column, formatRecord, formatTable, shortTime } from './cli/table.js';
 import { ConfigError, loadConfig } from './config.js';
 import { openDatabase, type Database, type Db } from './db/client.js';
 import { DataDirLockedError } from './db/lock.js';
 import { migrate } from './db/migrate.js';
-import type { JobStatus } from './db/schema.js';
+import type { Notifier } from './db/notify.js';
+import type { DeliveryStatus, JobStatus } from './db/schema.js';
 import { AppError } from './errors.js';
+import { listDeliveries, retryDelivery } from './fanout/deliveries.js';
+import { listSubscriptions } from './fanout/subscriptions.js';
 import { listJobs } from './jobs/list.js';
 import { getJob, listJobEvents } from './jobs/queries.js';
 import { jobStatuses } from './jobs/states.js';
 import { type JobView, jobView } from './jobs/view.js';
+
+/** From the API's schema, so the CLI accepts exactly what `GET /v1/deliveries?status=` does. */
+const deliveryStatuses = Delivery.shape.status.options;
 
 const usage = `usage: npm run cli -- <command> [--json]
 
@@ -22,10 +30,19 @@ const usage = `usage: npm run cli -- <command> [--json]
   jobs get JOB_ID                                   one job, with its events
   jobs list [--status S[,S…]] [--provider P] [--metadata KEY=VALUE]… [--limit N] [--cursor C]
                                                     jobs, newest first
+  subscriptions list [--limit N] [--cursor C]       webhook subscriptions, newest first
+  deliveries list [--subscription SUB_ID] [--job JOB_ID] [--status S[,S…]] [--limit N] [--cursor C]
+                                                    webhook deliveries, newest first
+  deliveries retry DELIVERY_ID                      send a delivery again: pending and due now; refused
+                                                    while it is being sent or its subscription is
+                                                    disabled. A running relay on PostgreSQL is woken
+                                                    at once (NOTIFY); on PGlite the relay sends it
+                                                    when it starts again
   migrate                                           apply database migrations
 
 scopes: ${scopes.join(', ')}
-statuses: ${jobStatuses.join(', ')}
+job statuses: ${jobStatuses.join(', ')}
+delivery statuses: ${deliveryStatuses.join(', ')}
 --json   machine-readable output (the API's JSON shapes) instead of tables
 exit codes: 0 done, 1 not found or failed, 2 bad usage
 The CLI uses the same DATABASE_URL / DATA_DIR as the service. On PGlite, stop the service first:
@@ -43,6 +60,8 @@ function parse(argv: string[]) {
         scopes: { type: 'string' },
         status: { type: 'string' },
         provider: { type: 'string' },
+        subscription: { type: 'string' },
+        job: { type: 'string' },
         metadata: { type: 'string', multiple: true },
         limit: { type: 'string' },
         cursor: { type: 'string' },
@@ -58,6 +77,8 @@ function parse(argv: string[]) {
 
 interface CommandContext {
   db: Db;
+  /** Wakes delivery workers: on PostgreSQL a real NOTIFY, so a running relay hears it. */
+  notifier: Notifier;
   options: ReturnType<typeof parse>['values'];
   /** The positional arguments after the command's name. */
   args: string[];
@@ -94,6 +115,26 @@ const keyColumns: Column<ReturnType<typeof apiKeyView>>[] = [
   { heading: 'REVOKED', cell: (k) => shortTime(k.revoked_at) },
 ];
 
+const subscriptionColumns: Column<ReturnType<typeof subscriptionView>>[] = [
+  { heading: 'ID', cell: (s) => s.id },
+  { heading: 'URL', cell: (s) => s.url, max: 50 },
+  { heading: 'STATE', cell: (s) => (s.enabled ? 'enabled' : `disabled (${s.disabled_reason})`) },
+  { heading: 'EVENTS', cell: (s) => s.event_types.join(','), max: 60 },
+  { heading: 'CREATED', cell: (s) => shortTime(s.created_at) },
+];
+
+const deliveryColumns: Column<ReturnType<typeof deliveryView>>[] = [
+  { heading: 'ID', cell: (d) => d.id },
+  { heading: 'STATUS', cell: (d) => d.status },
+  { heading: 'EVENT', cell: (d) => d.event_type },
+  { heading: 'JOB', cell: (d) => d.job_id },
+  { heading: 'TARGET', cell: (d) => d.subscription_id ?? d.notify_url, max: 40 },
+  { heading: 'ATTEMPTS', cell: (d) => d.attempts },
+  { heading: 'LAST', cell: (d) => d.last_status_code ?? d.last_error, max: 40 },
+  { heading: 'NEXT', cell: (d) => shortTime(d.next_attempt_at) },
+  { heading: 'CREATED', cell: (d) => shortTime(d.created_at) },
+];
+
 function parseScopes(value: string | undefined): Scope[] {
   if (!value) throw new UsageError('--scopes is required');
   const list = value.split(',').map((s) => s.trim()).filter(Boolean);
@@ -102,12 +143,13 @@ function parseScopes(value: string | undefined): Scope[] {
   return list as Scope[];
 }
 
-function parseStatuses(value: string | undefined): JobStatus[] | undefined {
+/** A `--status S[,S…]` whose every status is one of `valid`. */
+function parseStatuses<T extends string>(value: string | undefined, valid: readonly T[]): T[] | undefined {
   if (value === undefined) return undefined;
   const list = value.split(',').map((s) => s.trim()).filter(Boolean);
-  const bad = list.filter((s) => !(jobStatuses as readonly string[]).includes(s));
-  if (bad.length || !list.length) throw new UsageError(`unknown status(es): ${bad.join(', ') || '(none)'}; valid: ${jobStatuses.join(', ')}`);
-  return list as JobStatus[];
+  const bad = list.filter((s) => !(valid as readonly string[]).includes(s));
+  if (bad.length || !list.length) throw new UsageError(`unknown status(es): ${bad.join(', ') || '(none)'}; valid: ${valid.join(', ')}`);
+  return list as T[];
 }
 
 function parseMetadata(pairs: string[] | undefined): Record<string, string> | undefined {
@@ -180,7 +222,7 @@ const commands: Record<string, Command> = {
   async 'jobs list'({ db, args, options, out }) {
     if (args.length) throw new UsageError(`jobs list takes no arguments (got ${args.join(' ')})`);
     const page = await listJobs(db, {
-      statuses: parseStatuses(options.status),
+      statuses: parseStatuses<JobStatus>(options.status, jobStatuses),
       provider: options.provider,
       metadata: parseMetadata(options.metadata),
       limit: parseLimit(options.limit),
@@ -189,6 +231,34 @@ const commands: Record<string, Command> = {
     const rows = page.data.map(jobView);
     const more = page.next_cursor ? `\n\nmore: --cursor ${page.next_cursor}` : '';
     out(rows.length ? `${formatTable(jobColumns, rows)}${more}` : 'no jobs', { data: rows, next_cursor: page.next_cursor });
+  },
+
+  async 'subscriptions list'({ db, args, options, out }) {
+    if (args.length) throw new UsageError(`subscriptions list takes no arguments (got ${args.join(' ')})`);
+    const page = await listSubscriptions(db, parseLimit(options.limit), options.cursor);
+    // The view has no secret, as GET /v1/subscriptions.
+    const rows = page.data.map(subscriptionView);
+    const more = page.next_cursor ? `\n\nmore: --cursor ${page.next_cursor}` : '';
+    out(rows.length ? `${formatTable(subscriptionColumns, rows)}${more}` : 'no subscriptions', { data: rows, next_cursor: page.next_cursor });
+  },
+
+  async 'deliveries list'({ db, args, options, out }) {
+    if (args.length) throw new UsageError(`deliveries list takes no arguments (got ${args.join(' ')})`);
+    const page = await listDeliveries(db, {
+      subscriptionId: options.subscription,
+      jobId: options.job,
+      statuses: parseStatuses<DeliveryStatus>(options.status, deliveryStatuses),
+      limit: parseLimit(options.limit),
+      cursor: options.cursor,
+    });
+    const rows = page.data.map(deliveryView);
+    const more = page.next_cursor ? `\n\nmore: --cursor ${page.next_cursor}` : '';
+    out(rows.length ? `${formatTable(deliveryColumns, rows)}${more}` : 'no deliveries', { data: rows, next_cursor: page.next_cursor });
+  },
+
+  async 'deliveries retry'({ db, notifier, args, out }) {
+    const row = deliveryView(await retryDelivery({ db, notifier }, onlyArg(args, 'delivery id')));
+    out(`queued ${row.id} again: ${row.status}, due now`, row);
   },
 };
 
@@ -215,7 +285,7 @@ async function run(argv: string[]): Promise<number> {
   const database: Database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
   try {
     await migrate(database);
-    await command({ db: database.db, options, args, out });
+    await command({ db: database.db, notifier: database.notifier, options, args, out });
     return 0;
   } finally {
     await database.close();

@@ -2,10 +2,12 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { and, eq } from 'drizzle-orm';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
-import { jobs } from '../../src/db/schema.js';
+import { deliveries, jobs, subscriptions } from '../../src/db/schema.js';
 import { applyObservation } from '../../src/jobs/transition.js';
 import { createScratchDatabase, dbKind, TEST_DATABASE_URL } from '../helpers/db.js';
 
@@ -14,6 +16,9 @@ const CLI = join(import.meta.dirname, '../../dist/cli.js');
 let dir: string;
 let env: Record<string, string>;
 let drop: (() => Promise<void>) | undefined;
+let databaseUrl: string | undefined;
+/** The seeded deliveries: sub_cli_a's of job_cli_0 (dead) and job_cli_1 (delivered), sub_cli_b's of job_cli_1 (waiting). */
+const dlv = { dead: '', delivered: '', waiting: '' };
 
 interface Run {
   code: number | null;
@@ -36,7 +41,6 @@ const at = (minute: number) => new Date(Date.parse('2026-02-01T09:00:00Z') + min
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'relay-cli-tables-'));
-  let databaseUrl: string | undefined;
   if (TEST_DATABASE_URL) {
     const scratch = await createScratchDatabase();
     databaseUrl = scratch.url;
@@ -55,6 +59,11 @@ beforeAll(async () => {
       { id: 'job_cli_2', provider: 'sora-long-provider-name', status: 'queued', createdAt: at(2) },
       { id: 'job_cli_3', provider: 'veo-a', status: 'submitted', providerTaskId: 't-3', createdAt: at(3) },
     ]);
+    // Before the events, so the outbox creates their deliveries.
+    await database.db.insert(subscriptions).values([
+      { id: 'sub_cli_a', url: 'https://hooks.example/relay', eventTypes: ['job.succeeded', 'job.failed'], secret: 'whsec_a', createdAt: at(0) },
+      { id: 'sub_cli_b', url: 'https://billing.example/hooks/video', eventTypes: ['job.failed'], secret: 'whsec_b', createdAt: at(1) },
+    ]);
     await database.db.transaction(async (tx) => {
       await applyObservation(tx, 'job_cli_0', { status: 'processing', progress: 40 });
       await applyObservation(tx, 'job_cli_0', { status: 'succeeded', videoUrls: ['https://videos.example/a.mp4'] });
@@ -63,6 +72,22 @@ beforeAll(async () => {
         error: { code: 'content_policy', message: 'refused:\nthe prompt was flagged', source: 'provider' },
       });
     });
+    const find = async (subscriptionId: string, jobId: string) =>
+      (await database.db.select().from(deliveries).where(and(eq(deliveries.subscriptionId, subscriptionId), eq(deliveries.jobId, jobId))))[0]!.id;
+    dlv.dead = await find('sub_cli_a', 'job_cli_0');
+    dlv.delivered = await find('sub_cli_a', 'job_cli_1');
+    dlv.waiting = await find('sub_cli_b', 'job_cli_1');
+    await database.db
+      .update(deliveries)
+      .set({ status: 'dead', attempts: 8, nextAttemptAt: null, lastStatusCode: 500, lastError: 'HTTP 500' })
+      .where(eq(deliveries.id, dlv.dead));
+    await database.db
+      .update(deliveries)
+      .set({ status: 'delivered', attempts: 1, nextAttemptAt: null, lastStatusCode: 204, deliveredAt: at(5) })
+      .where(eq(deliveries.id, dlv.delivered));
+    // Disabled after failing: its pending delivery waits with nothing planned.
+    await database.db.update(deliveries).set({ nextAttemptAt: null }).where(eq(deliveries.id, dlv.waiting));
+    await database.db.update(subscriptions).set({ disabledAt: at(6), disabledReason: 'failing' }).where(eq(subscriptions.id, 'sub_cli_b'));
   } finally {
     await database.close();
   }
@@ -163,5 +188,89 @@ describe(`the CLI's jobs commands (${dbKind})`, () => {
     expect(run.code).toBe(0);
     expectAligned(run.stdout.trimEnd(), ['ID', 'PREFIX', 'NAME', 'SCOPES', 'CREATED', 'LAST USED', 'REVOKED']);
     expect(run.stdout).toMatch(/ops-dashboard +jobs:read +/);
+  });
+});
+
+describe(`the CLI's subscription and delivery commands (${dbKind})`, () => {
+  it('subscriptions list prints an aligned table, newest first; --json is the API shape, without secrets', async () => {
+    const run = await cli('subscriptions', 'list');
+    expect(run.code, run.stderr).toBe(0);
+    const table = run.stdout.trimEnd();
+    expectAligned(table, ['ID', 'URL', 'STATE', 'EVENTS', 'CREATED']);
+    const lines = table.split('\n').slice(1);
+    expect(lines[0]).toMatch(/^sub_cli_b +https:\/\/billing\.example\/hooks\/video +disabled \(failing\) +job\.failed +2026-02-01 09:01:00Z$/);
+    expect(lines[1]).toMatch(/^sub_cli_a +https:\/\/hooks\.example\/relay +enabled +job\.succeeded,job\.failed +2026-02-01 09:00:00Z$/);
+
+    const json = JSON.parse((await cli('subscriptions', 'list', '--json')).stdout);
+    expect(json.next_cursor).toBeNull();
+    expect(json.data).toMatchObject([
+      { id: 'sub_cli_b', enabled: false, disabled_reason: 'failing', event_types: ['job.failed'] },
+      { id: 'sub_cli_a', enabled: true, disabled_reason: null },
+    ]);
+    expect(JSON.stringify(json)).not.toContain('whsec_');
+
+    const first = await cli('subscriptions', 'list', '--limit', '1');
+    expect(first.stdout).toContain('more: --cursor sub_cli_b');
+  });
+
+  it('deliveries list prints an aligned table and filters by subscription, job and status', async () => {
+    const run = await cli('deliveries', 'list');
+    expect(run.code, run.stderr).toBe(0);
+    const table = run.stdout.trimEnd();
+    expectAligned(table, ['ID', 'STATUS', 'EVENT', 'JOB', 'TARGET', 'ATTEMPTS', 'LAST', 'NEXT', 'CREATED']);
+    expect(table).toContain(`${dlv.dead}  dead `);
+    expect(table).toMatch(new RegExp(`^${dlv.dead} +dead +job\\.succeeded +job_cli_0 +sub_cli_a +8 +500 +- +`, 'm'));
+    expect(table).toMatch(new RegExp(`^${dlv.waiting} +pending +job\\.failed +job_cli_1 +sub_cli_b +0 +- +- +`, 'm'));
+
+    const ids = async (...args: string[]) => {
+      const out = await cli('deliveries', 'list', ...args, '--json');
+      expect(out.code, out.stderr).toBe(0);
+      return (JSON.parse(out.stdout).data as { id: string }[]).map((d) => d.id).sort();
+    };
+    expect(await ids('--subscription', 'sub_cli_a')).toEqual([dlv.dead, dlv.delivered].sort());
+    expect(await ids('--job', 'job_cli_1')).toEqual([dlv.delivered, dlv.waiting].sort());
+    expect(await ids('--status', 'dead')).toEqual([dlv.dead]);
+    expect(await ids('--status', 'pending,delivered', '--subscription', 'sub_cli_b')).toEqual([dlv.waiting]);
+
+    const page = JSON.parse((await cli('deliveries', 'list', '--status', 'dead', '--json')).stdout);
+    expect(page).toMatchObject({ data: [{ id: dlv.dead, job_id: 'job_cli_0', status: 'dead', attempts: 8, last_status_code: 500 }], next_cursor: null });
+    const first = await cli('deliveries', 'list', '--limit', '2');
+    expect(first.stdout).toMatch(/more: --cursor dlv_/);
+
+    for (const args of [['--status', 'failed'], ['--limit', '500'], ['extra']]) {
+      const bad = await cli('deliveries', 'list', ...args);
+      expect(bad.code, `${args.join(' ')}: ${bad.stderr}`).toBe(2);
+    }
+  });
+
+  it('deliveries retry makes a dead delivery pending and due now; 1 when it does not exist or is refused', async () => {
+    // On PostgreSQL the retry wakes the delivery workers of any running relay.
+    const listener = databaseUrl ? postgres(databaseUrl, { max: 1, onnotice: () => {} }) : undefined;
+    let woken = 0;
+    await listener?.listen('relay_deliveries', () => woken++);
+    try {
+      const run = await cli('deliveries', 'retry', dlv.dead);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout.trim()).toBe(`queued ${dlv.dead} again: pending, due now`);
+      const [retried] = JSON.parse((await cli('deliveries', 'list', '--status', 'pending', '--subscription', 'sub_cli_a', '--json')).stdout).data;
+      expect(retried).toMatchObject({ id: dlv.dead, status: 'pending', attempts: 8 });
+      expect(Date.parse(retried.next_attempt_at)).toBeLessThanOrEqual(Date.now());
+      if (listener) await expect.poll(() => woken).toBeGreaterThan(0);
+
+      const json = JSON.parse((await cli('deliveries', 'retry', dlv.delivered, '--json')).stdout);
+      expect(json).toMatchObject({ id: dlv.delivered, status: 'pending' });
+    } finally {
+      await listener?.end();
+    }
+
+    const missing = await cli('deliveries', 'retry', 'dlv_nope');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim()).toBe('delivery dlv_nope not found');
+
+    const disabled = await cli('deliveries', 'retry', dlv.waiting);
+    expect(disabled.code).toBe(1);
+    expect(disabled.stderr).toContain('subscription sub_cli_b is disabled');
+
+    expect((await cli('deliveries', 'retry')).code).toBe(2);
   });
 });
