@@ -12,6 +12,7 @@ import { registerProviderRoutes } from './api/providers.js';
 import { registerSubscriptionRoutes } from './api/subscriptions.js';
 import { RejectionRecorder } from './callbacks/rejections.js';
 import { registerCallbackRoutes } from './callbacks/routes.js';
+import { JobLoader } from './callbacks/job-loader.js';
 import { ReceiptWriter } from './callbacks/store.js';
 import type { AppEnv, Deps } from './context.js';
 import { AppError, errorBody, type ErrorCode, isDatabaseUnavailable } from './errors.js';
@@ -63,6 +64,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
   });
   const rejections = new RejectionRecorder(deps.db, deps.log);
   const receipts = new ReceiptWriter(deps.db);
+  const jobLoader = new JobLoader(deps.db);
 
   app.use(requestId({ limitLength: 64 }));
   app.use(async (c, next) => {
@@ -101,7 +103,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
 
   registerHealthRoutes(app, opts.isMigrated ?? (() => true));
   registerMetricsRoute(app);
-  registerCallbackRoutes(app, (c) => ({ ...deps, publicBaseUrl: deps.config.publicBaseUrl, rejections, receipts, log: c.var.log }));
+  registerCallbackRoutes(app, (c) => ({ ...deps, publicBaseUrl: deps.config.publicBaseUrl, rejections, receipts, jobs: jobLoader, log: c.var.log }));
   registerJobListRoutes(app);
   registerJobRoutes(app);
   registerEventRoutes(app);

@@ -16,6 +16,7 @@ import {
 } from '../providers/types.js';
 import { isJsonContentType, MAX_CALLBACK_BYTES, parseJsonObject, readBodyLimited } from './body.js';
 import type { RejectedVerdict, RejectionRecorder } from './rejections.js';
+import type { JobLoader } from './job-loader.js';
 import type { ReceiptWriter } from './store.js';
 import { jobCallbackToken, providerCallbackToken, secretsEqual } from './tokens.js';
 
@@ -27,6 +28,8 @@ export interface CallbackContext {
   rejections: RejectionRecorder;
   /** Stores accepted callbacks, many to a transaction under load. */
   receipts: ReceiptWriter;
+  /** Reads the jobs callbacks name, many to a query under load. */
+  jobs: JobLoader;
   log: Logger;
   metrics: Metrics;
 }
@@ -147,7 +150,7 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
       throw err;
     }
 
-    const job = await findJob(ctx.db, cb, parsed.taskId);
+    const job = await findJob(ctx, cb, parsed.taskId);
     if (!job) reject('unknown_job', 'not_found', cb.jobId ? `job ${cb.jobId} not found` : `no tracked job for task ${parsed.taskId}`);
     if (parsed.taskId && job.providerTaskId && parsed.taskId !== job.providerTaskId) {
       reject('malformed', 'invalid_request', `callback is about task ${parsed.taskId}, but this job tracks ${job.providerTaskId}`);
@@ -202,16 +205,13 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
   }
 }
 
-async function findJob(db: Db, cb: IncomingCallback, taskId: string | null): Promise<JobRow | undefined> {
+async function findJob(ctx: CallbackContext, cb: IncomingCallback, taskId: string | null): Promise<JobRow | undefined> {
   if (cb.jobId) {
-    const [job] = await db
-      .select()
-      .from(jobs)
-      .where(and(eq(jobs.id, cb.jobId), eq(jobs.provider, cb.provider)));
-    return job;
+    const job = await ctx.jobs.load(cb.jobId);
+    return job?.provider === cb.provider ? job : undefined;
   }
   if (!taskId) reject('malformed', 'invalid_request', 'callback names no task id');
-  const [job] = await db
+  const [job] = await ctx.db
     .select()
     .from(jobs)
     .where(and(eq(jobs.provider, cb.provider), eq(jobs.providerTaskId, taskId)));

@@ -4,6 +4,7 @@ import { executeRows } from '../db/rows.js';
 import { callbackReceipts, type JobRow, jobs, type ReceiptVerdict } from '../db/schema.js';
 import type { Observation } from '../jobs/states.js';
 import { applyObservations } from '../jobs/transition.js';
+import { jsonParam } from '../db/json.js';
 
 /** A verified callback, ready to be stored with its receipt and applied. */
 export interface ReceiptInput {
@@ -79,20 +80,25 @@ export async function storeReceipts(db: Db, inputs: readonly ReceiptInput[]): Pr
       verdicts[index] ??= verdictOf[r.decision.kind];
       statuses[index] = r.job.status;
     }
-    await tx.insert(callbackReceipts).values(
-      inputs.map((i, index) => ({
-        provider: i.provider,
-        jobId: i.job.id,
-        route: i.route,
-        deliveryId: i.deliveryId,
-        verdict: verdicts[index] ?? 'ignored',
-        reason: i.reason ?? null,
-        headers: i.headers,
-        body: Buffer.from(i.raw),
-        bodySize: i.raw.byteLength,
-        sourceAddress: i.sourceAddress,
-      })),
-    );
+    // One JSON parameter rather than ten per receipt: for a batch of many, far less to build and send.
+    const receipts = inputs.map((i, index) => ({
+      provider: i.provider,
+      job_id: i.job.id,
+      route: i.route,
+      delivery_id: i.deliveryId,
+      verdict: verdicts[index] ?? 'ignored',
+      reason: i.reason ?? null,
+      headers: i.headers,
+      body: Buffer.from(i.raw).toString('base64'),
+      body_size: i.raw.byteLength,
+      source_address: i.sourceAddress,
+    }));
+    await tx.execute(sql`
+      insert into ${callbackReceipts} (provider, job_id, route, delivery_id, verdict, reason, headers, body, body_size, source_address)
+      select r.provider, r.job_id, r.route, r.delivery_id, r.verdict, r.reason, r.headers, decode(r.body, 'base64'), r.body_size, r.source_address
+      from jsonb_to_recordset(${jsonParam(receipts)}::jsonb)
+        as r(provider text, job_id text, route text, delivery_id text, verdict text, reason text, headers jsonb,
+             body text, body_size int, source_address text)`);
     return inputs.map((i, index) => ({ verdict: verdicts[index] ?? 'ignored', jobId: i.job.id, status: statuses[index]! }));
   });
 }

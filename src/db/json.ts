@@ -17,3 +17,8 @@ function scrub(value: unknown): unknown {
   }
   return value;
 }
+
+/** A value as one `::jsonb` query parameter (for `jsonb_to_recordset` batches), NULs dropped so it always parses. */
+export function jsonParam(value: unknown): string {
+  return JSON.stringify(jsonbSafe(value));
+}

@@ -1,8 +1,9 @@
 import { asc, inArray, sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
-import { jsonbSafe } from '../db/json.js';
+import { executeRows } from '../db/rows.js';
+import { jsonbSafe, jsonParam } from '../db/json.js';
 import { type EventRow, type JobRow, jobEvents, jobs } from '../db/schema.js';
-import { enqueueDeliveries } from '../fanout/outbox.js';
+import { outboxCtes } from '../fanout/outbox.js';
 import { newId } from '../ids.js';
 import { type Decision, decide, eventTypeFor, isTerminal, type Observation } from './states.js';
 import { jobView } from './view.js';
@@ -138,35 +139,49 @@ export async function applyObservations(tx: Tx, items: readonly ObservationItem[
     event_seq: job.eventSeq,
     updated_at: job.updatedAt.toISOString(),
   }));
-  await tx.execute(sql`
-    update ${jobs} set
-      status = r.status,
-      progress = r.progress,
-      result = case when r.set_result then nullif(r.result, 'null'::jsonb) else ${jobs.result} end,
-      error = case when r.set_error then nullif(r.error, 'null'::jsonb) else ${jobs.error} end,
-      submitted_at = coalesce(${jobs.submittedAt}, r.submitted_at),
-      completed_at = coalesce(r.completed_at, ${jobs.completedAt}),
-      due_at = case when r.clear_schedule then null else ${jobs.dueAt} end,
-      lease_until = case when r.clear_schedule then null else ${jobs.leaseUntil} end,
-      event_seq = r.event_seq,
-      updated_at = r.updated_at
-    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
-      as r(id text, status text, progress int, result jsonb, error jsonb, set_result boolean, set_error boolean,
-           clear_schedule boolean, submitted_at timestamptz, completed_at timestamptz, event_seq int, updated_at timestamptz)
-    where ${jobs.id} = r.id`);
-
-  if (events.length) {
-    const inserted = await tx
-      .insert(jobEvents)
-      .values(events.map((e) => ({ eventId: e.eventId, jobId: e.jobId, sequence: e.sequence, type: e.type, data: e.data, createdAt: e.createdAt })))
-      .returning({ id: jobEvents.id, eventId: jobEvents.eventId });
-    const idOf = new Map(inserted.map((r) => [r.eventId, r.id]));
-    for (const e of events) e.id = idOf.get(e.eventId)!;
-    await enqueueDeliveries(
-      tx,
-      results.flatMap((r) => (r.event ? [{ job: r.job, event: r.event }] : [])),
-    );
-  }
+  // One statement, one round trip: the jobs' update, their events and the events' deliveries as
+  // data-modifying CTEs over JSON parameters (each runs once and to completion, and the deliveries'
+  // foreign keys are checked at the end of the statement, when the events exist).
+  const newEvents = results.flatMap((r) => (r.event ? [{ job: r.job, event: r.event }] : []));
+  const eventRows = events.map((e) => ({
+    event_id: e.eventId,
+    job_id: e.jobId,
+    sequence: e.sequence,
+    type: e.type,
+    data: e.data,
+    created_at: e.createdAt.toISOString(),
+  }));
+  const inserted = await executeRows<{ id: number | string; event_id: string }>(
+    tx,
+    sql`
+    with changed as (
+      update ${jobs} set
+        status = r.status,
+        progress = r.progress,
+        result = case when r.set_result then nullif(r.result, 'null'::jsonb) else ${jobs.result} end,
+        error = case when r.set_error then nullif(r.error, 'null'::jsonb) else ${jobs.error} end,
+        submitted_at = coalesce(${jobs.submittedAt}, r.submitted_at),
+        completed_at = coalesce(r.completed_at, ${jobs.completedAt}),
+        due_at = case when r.clear_schedule then null else ${jobs.dueAt} end,
+        lease_until = case when r.clear_schedule then null else ${jobs.leaseUntil} end,
+        event_seq = r.event_seq,
+        updated_at = r.updated_at
+      from jsonb_to_recordset(${jsonParam(rows)}::jsonb)
+        as r(id text, status text, progress int, result jsonb, error jsonb, set_result boolean, set_error boolean,
+             clear_schedule boolean, submitted_at timestamptz, completed_at timestamptz, event_seq int, updated_at timestamptz)
+      where ${jobs.id} = r.id
+    ),
+    appended as (
+      insert into ${jobEvents} (event_id, job_id, sequence, type, data, created_at)
+      select e.event_id, e.job_id, e.sequence, e.type, e.data, e.created_at
+      from jsonb_to_recordset(${jsonParam(eventRows)}::jsonb)
+        as e(event_id text, job_id text, sequence int, type text, data jsonb, created_at timestamptz)
+      returning id, event_id
+    )${outboxCtes(newEvents)}
+    select id, event_id from appended`,
+  );
+  const idOf = new Map(inserted.map((r) => [r.event_id, Number(r.id)]));
+  for (const e of events) e.id = idOf.get(e.eventId)!;
   return results;
 }
 

@@ -58,6 +58,21 @@ describe(`ReceiptWriter: callbacks share transactions under load (${dbKind})`, (
     expect([a!.verdict, b!.verdict, c!.verdict].sort()).toEqual(['applied', 'duplicate', 'duplicate']);
   });
 
+  it('a NUL character anywhere in what is stored does not fail the write', async () => {
+    const job = await newJob();
+    const writer = new ReceiptWriter(t.database.db);
+    const outcome = await writer.store(
+      input(job, {
+        reason: 'bad\u0000reason',
+        headers: { 'x-odd': 'a\u0000b' },
+        observation: { status: 'failed', error: { code: 'x\u0000', message: 'm\u0000', source: 'provider' }, raw: { k: '\u0000' } },
+      }),
+    );
+    expect(outcome).toMatchObject({ verdict: 'applied', status: 'failed' });
+    const [row] = await t.database.db.select().from(jobs).where(eq(jobs.id, job.id));
+    expect(row!.error).toEqual({ code: 'x', message: 'm', source: 'provider' });
+  });
+
   it('one callback that cannot be stored fails alone; the others of its batch are stored', async () => {
     const good = await Promise.all(Array.from({ length: 5 }, () => newJob()));
     const gone = await newJob();

@@ -1,0 +1,170 @@
+/**
+ * Callback ingest benchmark (issue: production readiness), on PostgreSQL: autocannon with 64
+ * connections for 10 s, each request a valid callback (aivideoapi, verify_by_fetch off) for a
+ * distinct tracked job, so every one is stored, verified by token, and applied with its event.
+ * Reports throughput, p50/p99 latency, the relay's RSS at the end, and checks that every callback
+ * answered 200 was stored and applied exactly once. Baseline in the same run: a minimal Hono handler
+ * doing one INSERT of the raw body per request with postgres.js (bench/ingest-baseline.ts).
+ *
+ *   npm run bench:ingest -- [--connections 64] [--duration 10] [--jobs 150000]
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import postgres from 'postgres';
+import { jobCallbackToken } from '../src/callbacks/tokens.js';
+import { freePort } from '../src/http/free-port.js';
+import { type Child, cpuTicks, rssMiB, scratchDatabase, startChild, waitReady } from './lib.js';
+
+const { values } = parseArgs({
+  options: {
+    connections: { type: 'string', default: '64' },
+    duration: { type: 'string', default: '10' },
+    jobs: { type: 'string', default: '150000' },
+    'database-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
+  },
+});
+const CONNECTIONS = Number(values.connections);
+const DURATION = Number(values.duration);
+const JOBS = Number(values.jobs);
+const SECRET = 'bench-server-secret-0123456789';
+
+interface Run {
+  rps: number;
+  p50: number;
+  p99: number;
+  ok: number;
+  non2xx: number;
+  errors: number;
+  rss: number;
+  cpu: number;
+}
+
+function body(i: number): string {
+  return JSON.stringify({
+    id: `task_${i}`,
+    status: 'completed',
+    model: 'veo-3',
+    created_at: 1774790227,
+    completed_at: 1774796529,
+    output: { urls: [`https://file.example/videos/${i}.mp4`], metadata: { resolution: '720p' } },
+  });
+}
+
+async function load(base: string, pathFor: (i: number) => string, target: Child): Promise<Run> {
+  let i = 0;
+  const cpu0 = cpuTicks(target.proc.pid!);
+  const started = Date.now();
+  const result = await autocannon({
+    url: base,
+    connections: CONNECTIONS,
+    duration: DURATION,
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (req) => {
+          i++;
+          if (i > JOBS) throw new Error(`more than ${JOBS} requests: raise --jobs`);
+          return {
+            ...req,
+            path: pathFor(i),
+            headers: { 'content-type': 'application/json', 'x-event': 'task.completed', 'x-task-id': `task_${i}` },
+            body: body(i),
+          };
+        },
+      },
+    ],
+  });
+  const seconds = (Date.now() - started) / 1000;
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    ok: result['2xx'],
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+    rss: rssMiB(target.proc.pid!),
+    cpu: (cpuTicks(target.proc.pid!) - cpu0) / 100 / seconds,
+  };
+}
+
+async function relayRun(): Promise<Run & { applied: number; receipts: number }> {
+  const scratch = await scratchDatabase(values['database-url']!);
+  const dir = mkdtempSync(join(tmpdir(), 'relay-ingest-'));
+  const configPath = join(dir, 'relay.json');
+  writeFileSync(
+    configPath,
+    JSON.stringify({ providers: { veo: { kind: 'aivideoapi', base_url: 'http://127.0.0.1:9', api_key: 'k', verify_by_fetch: false } } }),
+  );
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  // RELAY_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the relay.
+  const nodeArgs = process.env.RELAY_NODE_ARGS ? process.env.RELAY_NODE_ARGS.split(' ') : [];
+  const relay = startChild(process.execPath, [...nodeArgs, 'dist/main.js'], {
+    DATABASE_URL: scratch.url,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    PUBLIC_BASE_URL: base,
+    RELAY_CONFIG: configPath,
+    RELAY_SECRET: SECRET,
+    RELAY_ADMIN_KEY: 'bench-admin-key-0123456789',
+    LOG_LEVEL: 'warn',
+  });
+  const sql = postgres(scratch.url, { max: 2, onnotice: () => {} });
+  try {
+    await waitReady(`${base}/readyz`, relay);
+    await sql`insert into jobs (id, provider, provider_task_id, status, submitted_at)
+              select 'job_' || g, 'veo', 'task_' || g, 'processing', now() from generate_series(1, ${JOBS}) g`;
+    await sql`analyze jobs`;
+    const paths = (i: number) => `/callbacks/veo/job_${i}/${jobCallbackToken(SECRET, 'veo', `job_${i}`)}`;
+    const run = await load(base, paths, relay);
+    // Requests still in flight when the run ends may be stored after autocannon stopped counting,
+    // so at least every 200 must be applied, and no job twice.
+    const [counts] = await sql`select
+      (select count(*)::int from callback_receipts where verdict = 'applied') as applied,
+      (select count(*)::int from callback_receipts) as receipts,
+      (select count(*)::int from jobs where status = 'succeeded') as succeeded,
+      (select count(*)::int from job_events where type = 'job.succeeded') as events,
+      (select count(*)::int from (select job_id from callback_receipts group by job_id having count(*) > 1) d) as twice`;
+    const c = counts!;
+    if (c.applied < run.ok || c.succeeded !== c.applied || c.events !== c.applied || c.twice > 0) {
+      throw new Error(`answered 200: ${run.ok}; applied receipts ${c.applied}, succeeded jobs ${c.succeeded}, events ${c.events}, jobs with two receipts ${c.twice}`);
+    }
+    return { ...run, applied: counts!.applied, receipts: counts!.receipts };
+  } finally {
+    await sql.end();
+    await relay.stop();
+    rmSync(dir, { recursive: true, force: true });
+    await scratch.drop();
+  }
+}
+
+async function baselineRun(): Promise<Run> {
+  const scratch = await scratchDatabase(values['database-url']!);
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = startChild(process.execPath, ['--import', 'tsx', 'bench/ingest-baseline.ts'], { DATABASE_URL: scratch.url, PORT: String(port) });
+  try {
+    await waitReady(`${base}/healthz`, server);
+    return await load(base, (i) => `/callbacks/veo/job_${i}/token`, server);
+  } finally {
+    await server.stop();
+    await scratch.drop();
+  }
+}
+
+const line = (name: string, r: Run) =>
+  `  ${name.padEnd(34)} ${r.rps.toFixed(0).padStart(6)} req/s   p50 ${String(r.p50).padStart(3)} ms   p99 ${String(r.p99).padStart(3)} ms   ` +
+  `${r.ok} × 2xx, ${r.non2xx} other, ${r.errors} errors   RSS ${r.rss.toFixed(0)} MiB   CPU ${(r.cpu * 100).toFixed(0)}% of a core`;
+
+console.log(`callback ingest: ${CONNECTIONS} connections for ${DURATION} s, each request a valid callback for a distinct job`);
+const baseline = process.env.SKIP_BASELINE ? null : await baselineRun();
+if (baseline) console.log(line('baseline (Hono + one INSERT)', baseline));
+const relay = await relayRun();
+console.log(line('relay', relay));
+console.log(
+  `  relay/baseline throughput ${baseline ? (relay.rps / baseline.rps).toFixed(2) : '-'}×; every 200 stored and applied once (${relay.applied} applied receipts, ${relay.receipts} receipts)`,
+);
+console.log('  goal: throughput ≥ baseline, p99 < 50 ms, RSS < 150 MB');
