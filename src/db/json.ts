@@ -20,5 +20,7 @@ function scrub(value: unknown): unknown {
 
 /** A value as one `::jsonb` query parameter (for `jsonb_to_recordset` batches), NULs dropped so it always parses. */
 export function jsonParam(value: unknown): string {
-  return JSON.stringify(jsonbSafe(value));
+  const json = JSON.stringify(value);
+  // JSON.stringify writes a NUL as the escape \u0000; without one there is nothing to drop.
+  return json.includes('\\u0000') ? JSON.stringify(jsonbSafe(value)) : json;
 }
