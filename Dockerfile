@@ -12,7 +12,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
-RUN npx tsc -p . && rm -f dist/.tsbuildinfo
+COPY scripts ./scripts
+# The build also copies the /docs page's script into dist/ (its package is a dev dependency).
+RUN npm run build && rm -f dist/.tsbuildinfo
 
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \

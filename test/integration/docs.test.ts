@@ -1,4 +1,9 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { OpenAPIHono } from '@hono/zod-openapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerDocsRoutes } from '../../src/api/docs.js';
+import type { AppEnv } from '../../src/context.js';
 import { dbKind } from '../helpers/db.js';
 import { startTestRelay, type TestRelay } from '../helpers/relay.js';
 
@@ -37,6 +42,28 @@ describe(`the API reference page (${dbKind})`, () => {
     const again = await relay.app.request('/docs/scalar.js', { headers: { 'if-none-match': etag! } });
     expect(again.status).toBe(304);
     expect(await again.text()).toBe('');
+  });
+
+  it('the page and its script need no Scalar package at run time: the build copies the bundle into dist/', () => {
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    expect(Object.keys(pkg.dependencies).filter((name) => name.startsWith('@scalar/'))).toEqual([]);
+    const src = join(import.meta.dirname, '../../src');
+    const importers = readdirSync(src, { recursive: true, encoding: 'utf8' })
+      .filter((file) => file.endsWith('.ts') && /from '@scalar\//.test(readFileSync(join(src, file), 'utf8')));
+    expect(importers).toEqual([]);
+  });
+
+  it('without the built bundle, /docs and its script answer 503 saying what is missing', async () => {
+    const bare = new OpenAPIHono<AppEnv>();
+    registerDocsRoutes(bare, join(import.meta.dirname, 'no-such-dir/scalar.js'));
+    for (const path of ['/docs', '/docs/scalar.js']) {
+      const res = await bare.request(path);
+      expect(res.status).toBe(503);
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('unavailable');
+      expect(body.error.message).toContain('dist/docs/scalar.js, is missing (npm run build copies it there)');
+      expect(body.error.message).not.toContain('no-such-dir');
+    }
   });
 
   it('the reference page is not itself listed in the API document', async () => {
