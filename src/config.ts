@@ -63,6 +63,18 @@ const deliverySchema = z
   })
   .strict();
 
+const days = z.number().positive().nullable();
+const retentionSchema = z
+  .object({
+    /** Stored callbacks (accepted ones; rejected samples are capped by count anyway). null = keep forever. */
+    receipts_days: days.default(30),
+    /** Finished deliveries (delivered or dead) with their attempts. */
+    deliveries_days: days.default(30),
+    /** Events of jobs that are final, once none of their deliveries is pending. */
+    events_days: days.default(90),
+  })
+  .strict();
+
 const providerName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'provider names are 1–63 of a-z, 0-9, "-" and "_"');
@@ -71,6 +83,7 @@ export const fileConfigSchema = z
   .object({
     providers: z.record(providerName, providerSchema).default({}),
     delivery: deliverySchema.default(deliverySchema.parse({})),
+    retention: retentionSchema.default(retentionSchema.parse({})),
   })
   .strict();
 
@@ -96,6 +109,7 @@ const envSchema = z.object({
 
 export type ProviderConfig = z.output<typeof providerSchema> & { name: string };
 export type DeliveryConfig = z.output<typeof deliverySchema>;
+export type RetentionConfig = z.output<typeof retentionSchema>;
 
 export interface Config {
   port: number;
@@ -112,6 +126,8 @@ export interface Config {
   metricsToken?: string | undefined;
   providers: Map<string, ProviderConfig>;
   delivery: DeliveryConfig;
+  /** How long stored history is kept; absent = the defaults. */
+  retention?: RetentionConfig;
 }
 
 export class ConfigError extends Error {
@@ -187,5 +203,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: e.METRICS_TOKEN,
     providers,
     delivery: file.delivery,
+    retention: file.retention,
   };
+}
+
+/** The retention a Config asks for, with the defaults where it says nothing. */
+export function retentionOf(config: Pick<Config, 'retention'>): RetentionConfig {
+  return config.retention ?? fileConfigSchema.parse({}).retention;
 }

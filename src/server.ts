@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { createApp } from './app.js';
 import { ensureBootstrapKey } from './auth/keys.js';
-import type { Config } from './config.js';
+import { type Config, retentionOf } from './config.js';
 import type { Deps } from './context.js';
 import { openDatabase } from './db/client.js';
 import { migrate } from './db/migrate.js';
@@ -13,6 +13,7 @@ import { countDelivery, registerDeliveryDepths } from './fanout/queue-depths.js'
 import { startDeliveryWorker } from './fanout/worker.js';
 import { startPollWorker } from './jobs/poll-worker.js';
 import { startSubmitWorker } from './jobs/submit-worker.js';
+import { startRetention } from './ops/retention.js';
 import type { Logger } from './ops/logger.js';
 import { createMetrics, type Metrics } from './ops/metrics.js';
 import { createProviders } from './providers/index.js';
@@ -63,6 +64,14 @@ export async function startRelay(config: Config, log: Logger): Promise<RunningRe
       onRecorded: (outcome) => countDelivery(metrics, outcome),
     });
     registerDeliveryDepths(metrics.queueDepths);
+    const retention = startRetention({
+      db: database.db,
+      config: retentionOf(config),
+      log,
+      onPruned: (counts) => {
+        for (const [table, n] of Object.entries(counts)) if (n) metrics.pruned.inc({ table }, n);
+      },
+    });
 
     return {
       url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
@@ -75,7 +84,7 @@ export async function startRelay(config: Config, log: Logger): Promise<RunningRe
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         // Idle keep-alive connections would hold close() open; requests in flight finish first.
         (server as import('node:http').Server).closeIdleConnections();
-        await Promise.all([closed, submitWorker.stop(), pollWorker.stop(), deliveryWorker.stop()]);
+        await Promise.all([closed, submitWorker.stop(), pollWorker.stop(), deliveryWorker.stop(), retention.stop()]);
         await database.close();
       },
     };

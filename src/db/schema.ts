@@ -114,6 +114,8 @@ export const jobs = pgTable(
     index('jobs_submit_due_idx')
       .on(t.dueAt)
       .where(sql`${t.status} = 'queued' and ${t.dueAt} is not null`),
+    // `metadata[key]=value` filters (containment), however rare the match.
+    index('jobs_metadata_idx').using('gin', sql`${t.metadata} jsonb_path_ops`),
     index('jobs_poll_due_idx')
       .on(t.provider, t.dueAt)
       .where(sql`${t.status} in ('submitted', 'processing', 'expired') and ${t.dueAt} is not null`),
@@ -142,6 +144,8 @@ export const jobEvents = pgTable(
   (t) => [
     uniqueIndex('job_events_job_seq_uq').on(t.jobId, t.sequence),
     uniqueIndex('job_events_commit_seq_uq').on(t.commitSeq),
+    // Retention finds old events by age.
+    index('job_events_created_idx').on(t.createdAt),
   ],
 );
 

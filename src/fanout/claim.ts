@@ -82,7 +82,7 @@ export async function claimDueDeliveries(db: Db, opts: ClaimOptions): Promise<Cl
     ranked as (
       select id, target, row_number() over (partition by target order by next_attempt_at) as rn from candidates
     ),
-    picked as (
+    picked as materialized (
       select d.id from deliveries d join ranked r on r.id = d.id
       where r.rn <= coalesce((${allowance}::jsonb ->> r.target)::int, ${opts.perTarget}) and d.status = 'pending'
         and (d.lease_until is null or d.lease_until <= now())

@@ -215,6 +215,8 @@ export interface Metrics {
   depthQueryErrors: Counter;
   /** What `relay_queue_depth` is computed from on each scrape; fan-out adds its queues here. */
   queueDepths: QueueDepths;
+  /** Rows deleted by retention, by `table`. */
+  pruned: Counter;
 }
 
 export function createMetrics(): Metrics {
@@ -233,6 +235,7 @@ export function createMetrics(): Metrics {
     httpLatency: new Histogram('relay_http_request_seconds', 'HTTP requests by method, route pattern and status class'),
     httpInFlight: new Gauge('relay_http_requests_in_flight', 'HTTP requests being handled now'),
     depthQueryErrors: new Counter('relay_queue_depth_errors_total', 'Queue-depth queries that failed during a scrape'),
+    pruned: new Counter('relay_pruned_rows_total', 'Rows deleted by retention, by table'),
     queueDepths,
   };
 }
