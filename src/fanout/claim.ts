@@ -131,3 +131,12 @@ export async function msUntilNextDelivery(db: Db): Promise<number | null> {
   );
   return row?.ms === null || row?.ms === undefined ? null : Number(row.ms);
 }
+
+/** Hands deliveries back (still this worker's, by `claims`) without counting an attempt: due again at once. */
+export async function releaseLeases(db: Db, claimed: readonly Pick<ClaimedDelivery, 'id' | 'claims'>[]): Promise<void> {
+  if (!claimed.length) return;
+  await db.execute(sql`
+    update deliveries d set lease_until = null
+    from jsonb_to_recordset(${JSON.stringify(claimed.map((c) => ({ id: c.id, claims: c.claims })))}::jsonb) as r(id text, claims int)
+    where d.id = r.id and d.claims = r.claims`);
+}

@@ -3,7 +3,7 @@ import type { Db } from '../db/client.js';
 import type { Notifier } from '../db/notify.js';
 import { startLoop } from '../jobs/loop.js';
 import type { Logger } from '../ops/logger.js';
-import { type ClaimedDelivery, claimDueDeliveries, msUntilNextDelivery } from './claim.js';
+import { type ClaimedDelivery, claimDueDeliveries, msUntilNextDelivery, releaseLeases } from './claim.js';
 import { createGuardedAgents, type GuardedAgents, type LookupAll } from './guard.js';
 import { deliveryBody } from './payload.js';
 import { type AttemptResult, decideAttempt } from './policy.js';
@@ -35,8 +35,12 @@ export interface DeliveryWorker {
   wake(): void;
   /** Deliveries being sent right now. */
   inFlight(): number;
-  /** Stops claiming, lets the deliveries in flight finish (each bounded by the timeout), records them. */
-  stop(): Promise<void>;
+  /**
+   * Stops claiming and lets the deliveries in flight finish, for up to `graceMs`; those still
+   * unanswered then are given up and their leases released, so another replica (or the next start)
+   * sends them at once instead of after the lease. Records every outcome it has.
+   */
+  stop(graceMs?: number): Promise<void>;
 }
 
 const USER_AGENT = 'callback-relay/0.1 (+Standard Webhooks)';
@@ -63,6 +67,9 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
   /** Targets whose last attempt failed; bounded, since notify_url origins come from callers. */
   const failing = new Set<string>();
   const sending = new Set<Promise<void>>();
+  /** The deliveries being sent, for releasing their leases if shutdown cannot wait for them. */
+  const inFlight = new Set<ClaimedDelivery>();
+  let abandoned = false;
   let pending: Outcome[] = [];
   let flushing: Promise<void> | null = null;
   let flushFailures = 0;
@@ -123,6 +130,8 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
     } catch (err) {
       result = { statusCode: null, latencyMs: Date.now() - startedAt.getTime(), error: String(err), excerpt: null, retryAfterMs: null };
     }
+    // Given up at shutdown: its lease was released and someone else sends it; this outcome is not ours to record.
+    if (abandoned) return;
     const attempt = d.attempts + 1;
     if (result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300) failing.delete(d.target);
     else {
@@ -150,7 +159,9 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
 
   const start = (d: ClaimedDelivery, body: string) => {
     inFlightByTarget.set(d.target, (inFlightByTarget.get(d.target) ?? 0) + 1);
+    inFlight.add(d);
     const p = send(d, body).finally(() => {
+      inFlight.delete(d);
       const n = (inFlightByTarget.get(d.target) ?? 1) - 1;
       if (n > 0) inFlightByTarget.set(d.target, n);
       else inFlightByTarget.delete(d.target);
@@ -199,9 +210,21 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
   return {
     wake: loop.wake,
     inFlight: () => sending.size,
-    async stop() {
+    async stop(graceMs = 10_000) {
       await loop.stop();
-      while (sending.size) await Promise.all([...sending]);
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+      await Promise.race([Promise.all([...sending]), grace]);
+      clearTimeout(timer);
+      if (sending.size) {
+        abandoned = true;
+        const given = [...inFlight];
+        opts.log.warn({ deliveries: given.length }, 'shutdown: giving up deliveries still in flight and releasing them');
+        await releaseLeases(opts.db, given).catch((err) => opts.log.error({ err }, 'could not release delivery leases; they expire on their own'));
+        agents.http.destroy();
+        agents.https.destroy();
+        await Promise.all([...sending]);
+      }
       stopping = true;
       if (pending.length) scheduleFlush();
       while (flushing) await flushing;

@@ -343,6 +343,27 @@ describe(`fan-out: subscriptions, signed deliveries, retries (${dbKind})`, () =>
     expect(Date.now() - started).toBeLessThan(2500);
   });
 
+  it('stopping gives up a delivery still in flight after the grace period and releases it for the next worker', async () => {
+    const p = newPath();
+    sink.on(p, (_r, n) => (n === 1 ? 'hang' : { status: 200 }));
+    const sub = await subscribe({ url: sink.url(p) });
+    const first = startWorker(fastDelivery({ timeout_s: 30 }));
+    await move(await track());
+    await sink.waitFor(p, 1);
+    const stopped = Date.now();
+    await first.stop(300);
+    worker = null;
+    expect(Date.now() - stopped).toBeLessThan(5000);
+    const [d] = await deliveriesOf(`subscription_id=${sub.id}`);
+    expect(d).toMatchObject({ status: 'pending', attempts: 0 });
+    const [row] = await relay.deps.db.execute(sql`select lease_until from deliveries where id = ${d.id}`).then((r: any) => (Array.isArray(r) ? r : r.rows));
+    expect(row.lease_until).toBeNull();
+
+    startWorker();
+    const done = await waitForDelivery(d.id, (x) => x.status === 'delivered');
+    expect(done.attempt_log.map((a: any) => a.status_code)).toEqual([200]);
+  });
+
   it('the connect-time guard refuses a name that resolves to loopback', async () => {
     const p = newPath();
     // Creation allows it (the name is not an address); DNS answers 127.0.0.1 when the worker connects.
