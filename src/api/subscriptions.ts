@@ -221,7 +221,10 @@ export function registerSubscriptionRoutes(app: OpenAPIHono<AppEnv>) {
   });
   app.openapi(getRoute, async (c) => c.json(subscriptionView(await getSubscription(c.var.deps.db, c.req.valid('param').id)), 200));
   app.openapi(patchRoute, async (c) => {
-    const row = await updateSubscription(context(c.var.deps), c.req.valid('param').id, c.req.valid('json'));
+    const patch = c.req.valid('json');
+    const row = await updateSubscription(context(c.var.deps), c.req.valid('param').id, patch);
+    // Re-enabled: its waiting deliveries are due now; wake the workers rather than wait for their timer.
+    if (patch.enabled) c.var.deps.database.notifier.notify('relay_deliveries');
     return c.json(subscriptionView(row), 200);
   });
   app.openapi(deleteRoute, async (c) => c.json(subscriptionView(await deleteSubscription(c.var.deps.db, c.req.valid('param').id)), 200));

@@ -70,6 +70,27 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
   /** The deliveries being sent, for releasing their leases if shutdown cannot wait for them. */
   const inFlight = new Set<ClaimedDelivery>();
   let abandoned = false;
+  /**
+   * Whether the last claim may have left due work behind (it filled every free slot, or a target
+   * was held to its cap): only then does a finished send need to claim again. Otherwise new work
+   * announces itself (NOTIFY) and the loop sleeps, instead of a claim per finished send.
+   */
+  let starved = false;
+  /** One timer for the soonest retry this worker scheduled, so it is sent on time without polling. */
+  let retryTimer: NodeJS.Timeout | null = null;
+  let retryAt = Infinity;
+  const wakeIn = (ms: number) => {
+    const at = Date.now() + ms;
+    if (retryTimer && retryAt <= at) return;
+    if (retryTimer) clearTimeout(retryTimer);
+    retryAt = at;
+    retryTimer = setTimeout(() => {
+      retryTimer = null;
+      retryAt = Infinity;
+      loop.wake();
+    }, ms);
+    retryTimer.unref();
+  };
   let pending: Outcome[] = [];
   let flushing: Promise<void> | null = null;
   let flushFailures = 0;
@@ -83,7 +104,10 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
         const disabled = await recordOutcomes(opts.db, batch, opts.delivery.disable_after_s);
         flushFailures = 0;
         for (const id of disabled) opts.log.warn({ subscription_id: id }, 'subscription disabled');
-        for (const o of batch) opts.onRecorded?.(o);
+        for (const o of batch) {
+          opts.onRecorded?.(o);
+          if (o.delayMs !== null) wakeIn(o.delayMs);
+        }
       } catch (err) {
         // Keep them: the database may be back soon. If it is not, the leases run out and the
         // deliveries are sent again — at least once, never lost.
@@ -166,7 +190,7 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
       if (n > 0) inFlightByTarget.set(d.target, n);
       else inFlightByTarget.delete(d.target);
       sending.delete(p);
-      loop.wake();
+      if (starved) loop.wake();
     });
     sending.add(p);
   };
@@ -181,10 +205,15 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
       // Finished sends wake the loop; wake-ups during a claim coalesce into the next one, so under
       // load claims come in batches without any waiting here.
       const free = maxInFlight - sending.size;
-      if (free <= 0) return 0;
+      if (free <= 0) {
+        starved = true;
+        return 0;
+      }
       const allowance: Record<string, number> = {};
       for (const t of failing) allowance[t] = failingCap;
       for (const [t, n] of inFlightByTarget) allowance[t] = Math.max(0, (failing.has(t) ? failingCap : perTarget) - n);
+      // A target given fewer slots than a claim could take may leave work behind.
+      const capped = Object.values(allowance).some((a) => a < perTarget);
       const claimed = await claimDueDeliveries(opts.db, {
         limit: free,
         perTarget,
@@ -201,7 +230,10 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
         }
         start(d, body);
       }
-      if (claimed.length) return claimed.length;
+      starved = claimed.length === free || capped;
+      // A claim that took everything due has nothing more to find until a NOTIFY or the timer says so.
+      if (claimed.length && starved) return claimed.length;
+      if (claimed.length) return { handled: 0, nextInMs: null };
       // With sends in flight their completion wakes the loop; otherwise sleep until the next is due.
       return { handled: 0, nextInMs: sending.size ? null : await msUntilNextDelivery(opts.db) };
     },
@@ -212,6 +244,7 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
     inFlight: () => sending.size,
     async stop(graceMs = 10_000) {
       await loop.stop();
+      if (retryTimer) clearTimeout(retryTimer);
       let timer: NodeJS.Timeout | undefined;
       const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
       await Promise.race([Promise.all([...sending]), grace]);

@@ -60,7 +60,7 @@ describe(`fan-out: subscriptions, signed deliveries, retries (${dbKind})`, () =>
       log: createLogger('silent'),
       delivery,
       notifySecret: notifyUrlSecret(SECRET),
-      idleMs: 200,
+      idleMs: Number(process.env.FANOUT_IDLE_MS ?? 200),
       ...over,
     });
     return worker;
