@@ -212,8 +212,8 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
       const allowance: Record<string, number> = {};
       for (const t of failing) allowance[t] = failingCap;
       for (const [t, n] of inFlightByTarget) allowance[t] = Math.max(0, (failing.has(t) ? failingCap : perTarget) - n);
-      // A target given fewer slots than a claim could take may leave work behind.
-      const capped = Object.values(allowance).some((a) => a < perTarget);
+      // A target with no slot left was not even looked at: it may have work waiting.
+      const excluded = Object.values(allowance).some((a) => a <= 0);
       const claimed = await claimDueDeliveries(opts.db, {
         limit: free,
         perTarget,
@@ -230,7 +230,11 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
         }
         start(d, body);
       }
-      starved = claimed.length === free || capped;
+      const perClaimed = new Map<string, number>();
+      for (const d of claimed) perClaimed.set(d.target, (perClaimed.get(d.target) ?? 0) + 1);
+      // Every slot filled, or a target given all it was allowed: there may be more behind.
+      starved =
+        claimed.length === free || excluded || [...perClaimed].some(([t, n]) => n >= (allowance[t] ?? perTarget));
       // A claim that took everything due has nothing more to find until a NOTIFY or the timer says so.
       if (claimed.length && starved) return claimed.length;
       if (claimed.length) return { handled: 0, nextInMs: null };

@@ -343,6 +343,18 @@ describe(`fan-out: subscriptions, signed deliveries, retries (${dbKind})`, () =>
     expect(Date.now() - started).toBeLessThan(2500);
   });
 
+  it('a backlog deeper than one claim drains without waiting for the idle timer', async () => {
+    const p = newPath();
+    await subscribe({ url: sink.url(p) });
+    const jobs = await Promise.all(Array.from({ length: 40 }, () => track()));
+    await relay.deps.db.transaction(async (tx) => {
+      for (const j of jobs) await applyObservation(tx, j, { status: 'succeeded', videoUrls: [] });
+    });
+    // At most 4 per claim and 8 in flight: many claims, each started by a finished send, none by the 60 s timer.
+    startWorker(fastDelivery(), { idleMs: 60_000, perTargetInFlight: 4, maxInFlight: 8 });
+    await sink.waitFor(p, 40, 5000);
+  });
+
   it('stopping gives up a delivery still in flight after the grace period and releases it for the next worker', async () => {
     const p = newPath();
     sink.on(p, (_r, n) => (n === 1 ? 'hang' : { status: 200 }));
