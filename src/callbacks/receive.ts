@@ -14,7 +14,7 @@ import {
   ProviderCallError,
   type ProviderAdapter,
 } from '../providers/types.js';
-import { isJsonContentType, MAX_CALLBACK_BYTES, parseJsonObject, readBodyLimited } from './body.js';
+import { isJsonContentType, MAX_CALLBACK_BYTES, parseJsonObject } from './body.js';
 import type { RejectedVerdict, RejectionRecorder } from './rejections.js';
 import type { JobLoader } from './job-loader.js';
 import type { ReceiptWriter } from './store.js';
@@ -39,8 +39,16 @@ export interface IncomingCallback {
   /** Set on the per-job route, from the URL. */
   jobId: string | null;
   token: string;
-  request: Request;
+  headers: HeaderSource;
+  /** The raw body, at most `limit` bytes (an AppError payload_too_large beyond). */
+  readBody(limit: number): Promise<Uint8Array>;
   sourceAddress: string | null;
+}
+
+/** What the callback path reads headers through: a fetch `Headers`, or Node's own (see routes.ts). */
+export interface HeaderSource {
+  get(name: string): string | null;
+  forEach(fn: (value: string, name: string) => void): void;
 }
 
 export interface CallbackOutcome {
@@ -51,10 +59,10 @@ export interface CallbackOutcome {
 
 const HEADER_VALUE_MAX = 512;
 
-function selectHeaders(req: Request, names: readonly string[]): Record<string, string> {
+function selectHeaders(headers: HeaderSource, names: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name of names) {
-    const v = req.headers.get(name);
+    const v = headers.get(name);
     if (v !== null) out[name] = v;
   }
   return out;
@@ -68,11 +76,11 @@ const SECRET_HEADERS_MAX = 20;
  * `x-webhook-secret`, …) with its value replaced by "[redacted]". Signature, id and timestamp
  * headers stay as sent: the audit needs them and they grant nothing.
  */
-export function storedHeaders(req: Request, selected: Record<string, string>): Record<string, string> {
+export function storedHeaders(headers: HeaderSource, selected: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(selected)) out[k] = isSecretName(k) ? REDACTED : v.slice(0, HEADER_VALUE_MAX);
   let secrets = 0;
-  req.headers.forEach((_, name) => {
+  headers.forEach((_, name) => {
     if (isSecretName(name) && !(name in out) && secrets++ < SECRET_HEADERS_MAX) out[name] = REDACTED;
   });
   return out;
@@ -113,7 +121,7 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
     counted('unknown_provider', 'rejected');
     throw new AppError('not_found', `no callback route for provider "${cb.provider.slice(0, 100)}"`);
   }
-  const headers = selectHeaders(cb.request, adapter.callbackHeaders);
+  const headers = selectHeaders(cb.headers, adapter.callbackHeaders);
   const route = cb.jobId ? 'job' : 'provider';
   let raw: Uint8Array = new Uint8Array(0);
 
@@ -124,11 +132,11 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
       : providerCallbackToken(ctx.secret, cb.provider);
     if (!secretsEqual(cb.token, expected)) reject('unauthorized', 'unauthorized', 'invalid callback token');
 
-    if (!isJsonContentType(cb.request.headers.get('content-type') ?? undefined)) {
+    if (!isJsonContentType(cb.headers.get('content-type') ?? undefined)) {
       throw new Rejected('unsupported_media_type', new AppError('unsupported_media_type', 'callbacks must be application/json'));
     }
     try {
-      raw = await readBodyLimited(cb.request, MAX_CALLBACK_BYTES);
+      raw = await cb.readBody(MAX_CALLBACK_BYTES);
     } catch (err) {
       if (err instanceof AppError) throw new Rejected('too_large', err);
       throw err;
@@ -164,7 +172,7 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
     const outcome = await ctx.receipts.store({
       provider: cb.provider,
       route,
-      headers: storedHeaders(cb.request, headers),
+      headers: storedHeaders(cb.headers, headers),
       raw,
       sourceAddress: cb.sourceAddress,
       job,
@@ -189,7 +197,7 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
           verdict: err.verdict,
           reason: err.message,
           claimedJobId: cb.jobId?.slice(0, 100) ?? null,
-          headers: storedHeaders(cb.request, headers),
+          headers: storedHeaders(cb.headers, headers),
           raw,
           sourceAddress: cb.sourceAddress,
         },

@@ -37,3 +37,18 @@ export async function readStreamLimited(
   }
   return out;
 }
+
+/**
+ * Reads a Node request stream whose `Content-Length` (≤ `limit`) Node's parser already holds it to:
+ * the fast path for callbacks served by @hono/node-server, without building a web stream.
+ */
+export async function readIncomingExactly(incoming: AsyncIterable<Buffer>, length: number): Promise<Uint8Array> {
+  const out = Buffer.allocUnsafe(length);
+  let offset = 0;
+  for await (const chunk of incoming) {
+    if (offset + chunk.length > length) throw new BodyTooLargeError('body is longer than its Content-Length');
+    chunk.copy(out, offset);
+    offset += chunk.length;
+  }
+  return offset === length ? out : out.subarray(0, offset);
+}
