@@ -19,6 +19,7 @@ import { AppError, errorBody, type ErrorCode, isDatabaseUnavailable } from './er
 import { registerHealthRoutes } from './ops/health.js';
 import { redactPath } from './ops/logger.js';
 import { httpMetrics, registerMetricsRoute } from './ops/metrics-route.js';
+import { refuseUnstorableInput } from './http/input-guard.js';
 
 const API_BODY_LIMIT = 256 * 1024;
 
@@ -88,6 +89,8 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
       },
     }),
   );
+  app.use('/v1/*', refuseUnstorableInput);
+
 
   app.onError((err, c) => {
     const appError = toAppError(err);

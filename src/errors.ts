@@ -63,6 +63,7 @@ const connectionErrorCodes = new Set([
   'CONNECTION_ENDED',
   'CONNECTION_DESTROYED',
   'CONNECT_TIMEOUT',
+  'DB_DEADLINE',
   '57P01', // admin_shutdown
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
@@ -71,6 +72,26 @@ const connectionErrorCodes = new Set([
   '08003',
   '08006',
 ]);
+
+/** The database did not answer in time: treated like an unreachable one (503, retry later). */
+export class DatabaseTimeoutError extends Error {
+  override name = 'DatabaseTimeoutError';
+  readonly code = 'DB_DEADLINE';
+}
+
+/**
+ * `work`, or a DatabaseTimeoutError after `ms`. While the database is away the driver queues
+ * queries rather than failing them, so a caller that must answer (a provider's callback, a
+ * readiness probe) waits only this long. The work itself is not cancelled: if it commits later,
+ * the provider's retry is stored as a duplicate — never a 2xx for something that did not commit.
+ */
+export function withDatabaseDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DatabaseTimeoutError(`${what}: the database did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
 
 /** True when an error means the database could not be reached, as opposed to a bug or a bad query. */
 export function isDatabaseUnavailable(err: unknown): boolean {

@@ -1,7 +1,8 @@
 import { and, eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { type JobRow, jobs, type ReceiptVerdict } from '../db/schema.js';
-import { AppError } from '../errors.js';
+import { AppError, withDatabaseDeadline } from '../errors.js';
+import { unstorable } from '../http/input-guard.js';
 import { relayContentUrl } from '../jobs/content.js';
 import { decide, isTerminal, type Observation } from '../jobs/states.js';
 import type { Logger } from '../ops/logger.js';
@@ -58,6 +59,12 @@ export interface CallbackOutcome {
 }
 
 const HEADER_VALUE_MAX = 512;
+
+/**
+ * How long a callback waits for the database before it is answered 503 (the provider retries).
+ * Generous for a loaded database, short enough that an outage is answered rather than hung.
+ */
+const DB_DEADLINE_MS = 3000;
 
 function selectHeaders(headers: HeaderSource, names: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -158,7 +165,8 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
       throw err;
     }
 
-    const job = await findJob(ctx, cb, parsed.taskId);
+    if (parsed.taskId && unstorable(parsed.taskId)) reject('malformed', 'invalid_request', `task id ${unstorable(parsed.taskId)}`);
+    const job = await withDatabaseDeadline(findJob(ctx, cb, parsed.taskId), DB_DEADLINE_MS, 'finding the job');
     if (!job) reject('unknown_job', 'not_found', cb.jobId ? `job ${cb.jobId} not found` : `no tracked job for task ${parsed.taskId}`);
     if (parsed.taskId && job.providerTaskId && parsed.taskId !== job.providerTaskId) {
       reject('malformed', 'invalid_request', `callback is about task ${parsed.taskId}, but this job tracks ${job.providerTaskId}`);
@@ -169,7 +177,7 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
     const taskId = job.providerTaskId ?? parsed.taskId;
     if (!taskId) reject('malformed', 'invalid_request', 'callback names no task id');
     const { observation, verdictOverride, reason } = await confirm(adapter, job, taskId, parsed, ctx.log);
-    const outcome = await ctx.receipts.store({
+    const outcome = await withDatabaseDeadline(ctx.receipts.store({
       provider: cb.provider,
       route,
       headers: storedHeaders(cb.headers, headers),
@@ -182,7 +190,7 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
       deliveryId,
       learnedTaskId: job.providerTaskId ? null : taskId,
       contentUrl: relayContentUrl(adapter, ctx.publicBaseUrl, job.id),
-    });
+    }), DB_DEADLINE_MS, 'storing the callback');
     counted(outcome.verdict, 'stored');
     if (outcome.verdict === 'unverifiable') {
       throw new AppError('unavailable', 'the provider could not confirm this callback yet; retry later');
@@ -190,7 +198,9 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
     return outcome;
   } catch (err) {
     if (err instanceof Rejected) {
-      await ctx.rejections.record(
+      // A sample is best-effort: with the database away the refusal is answered anyway.
+      await withDatabaseDeadline(
+        ctx.rejections.record(
         {
           provider: cb.provider,
           route,
@@ -202,7 +212,10 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
           sourceAddress: cb.sourceAddress,
         },
         ctx.log,
-      );
+        ),
+        1000,
+        'storing a rejected callback',
+      ).catch(() => {});
       counted(err.verdict, 'rejected');
       throw err.appError;
     }

@@ -42,6 +42,8 @@ function openPostgres(url: string, max: number): Database {
     max,
     connect_timeout: 5,
     idle_timeout: 60,
+    // Reconnect soon after the database returns (the default backoff grows to 20 s).
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 0.5),
     onnotice: () => {},
   });
   const db = drizzlePostgres({ client, schema }) as unknown as Db;

@@ -1,6 +1,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../context.js';
 import { ping } from '../db/client.js';
+import { withDatabaseDeadline } from '../errors.js';
 
 const Health = z.object({ status: z.enum(['ok', 'unavailable']), checks: z.record(z.string(), z.string()).optional() });
 
@@ -28,7 +29,7 @@ export function registerHealthRoutes(app: OpenAPIHono<AppEnv>, isMigrated: () =>
   app.openapi(readyz, async (c) => {
     const checks: Record<string, string> = {};
     try {
-      await ping(c.var.deps.db);
+      await withDatabaseDeadline(ping(c.var.deps.db), 1000, 'readiness check');
       checks.database = 'ok';
     } catch (err) {
       checks.database = `unreachable: ${(err as Error).message}`;
