@@ -235,11 +235,12 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
       // Every slot filled, or a target given all it was allowed: there may be more behind.
       starved =
         claimed.length === free || excluded || [...perClaimed].some(([t, n]) => n >= (allowance[t] ?? perTarget));
-      // A claim that took everything due has nothing more to find until a NOTIFY or the timer says so.
       if (claimed.length && starved) return claimed.length;
-      if (claimed.length) return { handled: 0, nextInMs: null };
-      // With sends in flight their completion wakes the loop; otherwise sleep until the next is due.
-      return { handled: 0, nextInMs: sending.size ? null : await msUntilNextDelivery(opts.db) };
+      // Everything due was taken: sleep until the next delivery falls due (a NOTIFY, a finished
+      // send that left work behind, or a retry this worker scheduled wakes it sooner). While sends
+      // are in flight, work that is due but held back by a target's cap waits for them, not a spin.
+      const next = await msUntilNextDelivery(opts.db);
+      return { handled: 0, nextInMs: next === null ? null : Math.max(next, sending.size ? 50 : 1) };
     },
   });
 

@@ -355,6 +355,26 @@ describe(`fan-out: subscriptions, signed deliveries, retries (${dbKind})`, () =>
     await sink.waitFor(p, 40, 5000);
   });
 
+  it('retries of many deliveries go out on their schedule, not on the idle timer', async () => {
+    const p = newPath();
+    const seen = new Map<string, number>();
+    sink.on(p, (req) => {
+      const id = String(req.headers['webhook-id']);
+      seen.set(id, (seen.get(id) ?? 0) + 1);
+      return seen.get(id) === 1 ? { status: 500 } : { status: 200 };
+    });
+    const sub = await subscribe({ url: sink.url(p) });
+    startWorker(fastDelivery({ retry_schedule_s: [0, 0.2, 0.2] }), { idleMs: 60_000 });
+    const jobs = await Promise.all(Array.from({ length: 12 }, () => track()));
+    for (const j of jobs) {
+      await move(j);
+      await new Promise((r) => setTimeout(r, 30)); // retries fall due at different times
+    }
+    await sink.waitFor(p, 24, 4000);
+    const list = await deliveriesOf(`subscription_id=${sub.id}`);
+    expect(list.every((d) => d.attempts === 2)).toBe(true);
+  });
+
   it('stopping gives up a delivery still in flight after the grace period and releases it for the next worker', async () => {
     const p = newPath();
     sink.on(p, (_r, n) => (n === 1 ? 'hang' : { status: 200 }));
