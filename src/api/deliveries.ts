@@ -2,25 +2,12 @@ import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../context.js';
 import type { DeliveryAttemptRow, DeliveryRow } from '../db/schema.js';
 import { getDelivery, listDeliveries, retryDelivery } from '../fanout/deliveries.js';
-import { errorResponse, protectedRoute } from './openapi.js';
-
-const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({
-  content: { 'application/json': { schema } },
-  description,
-});
+import { errorResponse, jsonResponse, protectedRoute, statusFilter } from './openapi.js';
 
 const deliveryStatuses = ['pending', 'delivered', 'dead'] as const;
 const DeliveryId = z.string().min(1).max(64).openapi({ param: { name: 'id', in: 'path' }, example: 'dlv_01jd2x…' });
 
-const StatusFilter = z
-  .preprocess(
-    (v) => (v === undefined ? v : [v].flat().flatMap((s) => String(s).split(',')).map((s) => s.trim())),
-    z.array(z.enum(deliveryStatuses)).min(1).optional(),
-  )
-  .openapi({
-    param: { name: 'status', in: 'query', style: 'form', explode: true },
-    description: 'Only deliveries in one of these statuses: repeat the parameter or separate them with commas.',
-  });
+const StatusFilter = statusFilter(deliveryStatuses, 'deliveries');
 
 export const Delivery = z
   .object({
@@ -70,7 +57,7 @@ const listRoute = protectedRoute('subscriptions:manage', {
       cursor: z.string().max(64).optional().openapi({ description: 'The `next_cursor` of the previous page.' }),
     }),
   },
-  responses: { 200: json(z.object({ data: z.array(Delivery), next_cursor: z.string().nullable() }).openapi('DeliveryList'), 'A page of deliveries.') },
+  responses: { 200: jsonResponse(z.object({ data: z.array(Delivery), next_cursor: z.string().nullable() }).openapi('DeliveryList'), 'A page of deliveries.') },
 });
 
 const getRoute = protectedRoute('subscriptions:manage', {
@@ -79,7 +66,7 @@ const getRoute = protectedRoute('subscriptions:manage', {
   summary: 'A delivery with every attempt',
   tags,
   request: { params: z.object({ id: DeliveryId }) },
-  responses: { 200: json(DeliveryWithAttempts, 'The delivery and its attempts, oldest first.'), 404: errorResponse('No such delivery.') },
+  responses: { 200: jsonResponse(DeliveryWithAttempts, 'The delivery and its attempts, oldest first.'), 404: errorResponse('No such delivery.') },
 });
 
 const retryRoute = protectedRoute('subscriptions:manage', {
@@ -92,7 +79,7 @@ const retryRoute = protectedRoute('subscriptions:manage', {
   tags,
   request: { params: z.object({ id: DeliveryId }) },
   responses: {
-    202: json(Delivery, 'The delivery, pending and due now.'),
+    202: jsonResponse(Delivery, 'The delivery, pending and due now.'),
     404: errorResponse('No such delivery.'),
     409: errorResponse('It is being sent right now, or its subscription is disabled.'),
   },

@@ -4,20 +4,10 @@ import { AppError } from '../errors.js';
 import { listJobs } from '../jobs/list.js';
 import { jobStatuses } from '../jobs/states.js';
 import { jobView } from '../jobs/view.js';
-import { protectedRoute } from './openapi.js';
+import { protectedRoute, statusFilter } from './openapi.js';
 import { Job } from './schemas.js';
 
-/** `status=a&status=b`, `status=a,b` or both: one list. */
-const StatusFilter = z
-  .preprocess(
-    (v) => (v === undefined ? v : [v].flat().flatMap((s) => String(s).split(',')).map((s) => s.trim())),
-    z.array(z.enum(jobStatuses)).min(1).optional(),
-  )
-  .openapi({
-    param: { name: 'status', in: 'query', style: 'form', explode: true },
-    description: 'Only jobs in one of these statuses: repeat the parameter or separate them with commas.',
-    example: ['succeeded', 'failed'],
-  });
+const StatusFilter = statusFilter(jobStatuses, 'jobs', ['succeeded', 'failed']);
 
 const Timestamp = (description: string) =>
   z.iso.datetime({ offset: true }).optional().openapi({ description, example: '2026-11-22T10:00:00Z' });

@@ -13,7 +13,7 @@ import { MAX_WAIT_S, waitForTerminalJob } from '../jobs/wait.js';
 import { jobView } from '../jobs/view.js';
 import { linkedSignal } from '../http/signals.js';
 import { assertTargetAllowed } from '../fanout/targets.js';
-import { errorResponse, protectedRoute } from './openapi.js';
+import { errorResponse, jsonResponse, protectedRoute } from './openapi.js';
 import { CallbackReceipt, Job, JobEvent, JobId, Metadata, page, PageQuery } from './schemas.js';
 
 export const TrackJobBody = z
@@ -26,11 +26,6 @@ export const TrackJobBody = z
   })
   .strict()
   .openapi('TrackJobRequest');
-
-const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({
-  content: { 'application/json': { schema } },
-  description,
-});
 
 const IdempotencyKey = z
   .string()
@@ -52,7 +47,7 @@ const submitRoute = protectedRoute('jobs:write', {
     body: { content: { 'application/json': { schema: JobRequestSchema } }, required: true },
   },
   responses: {
-    202: json(Job, 'The job, `queued` (or, for a repeated Idempotency-Key, the first job as it is now).'),
+    202: jsonResponse(Job, 'The job, `queued` (or, for a repeated Idempotency-Key, the first job as it is now).'),
     409: errorResponse('The Idempotency-Key was used for a different request.'),
   },
 });
@@ -64,7 +59,7 @@ const refreshRoute = protectedRoute('jobs:write', {
   tags: ['jobs'],
   request: { params: z.object({ id: JobId }) },
   responses: {
-    200: json(Job, 'The job after applying what the provider said.'),
+    200: jsonResponse(Job, 'The job after applying what the provider said.'),
     404: errorResponse('No such job.'),
     409: errorResponse('The job is not at the provider yet.'),
   },
@@ -80,7 +75,7 @@ const cancelRoute = protectedRoute('jobs:write', {
   tags: ['jobs'],
   request: { params: z.object({ id: JobId }) },
   responses: {
-    200: json(Job, 'The canceled job.'),
+    200: jsonResponse(Job, 'The canceled job.'),
     404: errorResponse('No such job.'),
     409: errorResponse('The job is already final, or its submission is on its way to the provider right now (retry shortly).'),
   },
@@ -111,7 +106,7 @@ const trackRoute = protectedRoute('jobs:write', {
   tags: ['jobs'],
   request: { body: { content: { 'application/json': { schema: TrackJobBody } }, required: true } },
   responses: {
-    201: json(Job, 'The tracked job.'),
+    201: jsonResponse(Job, 'The tracked job.'),
     409: errorResponse('This provider task is already tracked; `details.job_id` names the job.'),
   },
 });
@@ -136,7 +131,7 @@ const getRoute = protectedRoute('jobs:read', {
         .openapi({ description: `Seconds (0–${MAX_WAIT_S}) to hold the request until the job is terminal.` }),
     }),
   },
-  responses: { 200: json(Job, 'The job.'), 404: errorResponse('No such job.') },
+  responses: { 200: jsonResponse(Job, 'The job.'), 404: errorResponse('No such job.') },
 });
 
 const eventsRoute = protectedRoute('jobs:read', {
@@ -146,7 +141,7 @@ const eventsRoute = protectedRoute('jobs:read', {
   tags: ['jobs'],
   request: { params: z.object({ id: JobId }), query: PageQuery },
   responses: {
-    200: json(page(JobEvent), '`next_cursor` is the last sequence returned when more follow.'),
+    200: jsonResponse(page(JobEvent), '`next_cursor` is the last sequence returned when more follow.'),
     404: errorResponse('No such job.'),
   },
 });
@@ -158,7 +153,7 @@ const callbacksRoute = protectedRoute('jobs:read', {
   tags: ['jobs'],
   request: { params: z.object({ id: JobId }), query: PageQuery },
   responses: {
-    200: json(page(CallbackReceipt), '`next_cursor` is the last receipt id returned when more follow.'),
+    200: jsonResponse(page(CallbackReceipt), '`next_cursor` is the last receipt id returned when more follow.'),
     404: errorResponse('No such job.'),
   },
 });

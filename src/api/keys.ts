@@ -2,7 +2,7 @@ import { type OpenAPIHono, z } from '@hono/zod-openapi';
 import { createApiKey, listApiKeys, revokeApiKey, type Scope, scopes } from '../auth/keys.js';
 import type { AppEnv } from '../context.js';
 import type { ApiKeyRow } from '../db/schema.js';
-import { errorResponse, protectedRoute } from './openapi.js';
+import { errorResponse, jsonResponse, protectedRoute } from './openapi.js';
 
 const KeyId = z.string().min(1).max(64).openapi({ param: { name: 'id', in: 'path' }, example: 'key_01jd2x…' });
 
@@ -37,18 +37,13 @@ const CreatedApiKey = z
   })
   .openapi('CreatedApiKey');
 
-const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({
-  content: { 'application/json': { schema } },
-  description,
-});
-
 const createKeyRoute = protectedRoute('admin', {
   method: 'post',
   path: '/v1/keys',
   summary: 'Create an API key',
   tags: ['keys'],
   request: { body: { content: { 'application/json': { schema: CreateKeyBody } }, required: true } },
-  responses: { 201: json(CreatedApiKey, 'The new key, with the secret shown this once.') },
+  responses: { 201: jsonResponse(CreatedApiKey, 'The new key, with the secret shown this once.') },
 });
 
 const listKeysRoute = protectedRoute('admin', {
@@ -57,7 +52,7 @@ const listKeysRoute = protectedRoute('admin', {
   summary: 'List API keys, revoked ones included, newest first',
   description: 'Never shows a key or its hash.',
   tags: ['keys'],
-  responses: { 200: json(z.object({ data: z.array(ApiKey) }), 'The keys.') },
+  responses: { 200: jsonResponse(z.object({ data: z.array(ApiKey) }), 'The keys.') },
 });
 
 const revokeKeyRoute = protectedRoute('admin', {
@@ -67,7 +62,7 @@ const revokeKeyRoute = protectedRoute('admin', {
   description: 'The key stops working at once. Revoking a revoked key changes nothing and answers the same.',
   tags: ['keys'],
   request: { params: z.object({ id: KeyId }) },
-  responses: { 200: json(ApiKey, 'The revoked key.'), 404: errorResponse('No such key.') },
+  responses: { 200: jsonResponse(ApiKey, 'The revoked key.'), 404: errorResponse('No such key.') },
 });
 
 /** A key as the API and the CLI show it: never the key itself or its hash. */

@@ -1,4 +1,4 @@
-import { createRoute, type RouteConfig } from '@hono/zod-openapi';
+import { createRoute, type RouteConfig, z } from '@hono/zod-openapi';
 import { requireScope } from '../auth/middleware.js';
 import type { Scope } from '../auth/keys.js';
 import { ErrorBody } from '../errors.js';
@@ -7,6 +7,29 @@ export const errorResponse = (description: string) => ({
   content: { 'application/json': { schema: ErrorBody } },
   description,
 });
+
+/** A JSON response of `schema`. */
+export const jsonResponse = <T extends z.ZodTypeAny>(schema: T, description: string) => ({
+  content: { 'application/json': { schema } },
+  description,
+});
+
+/**
+ * A `status` query filter: `status=a&status=b`, `status=a,b` or both, one list of `values`.
+ * `what` names the things filtered, for the description ("jobs", "deliveries").
+ */
+export function statusFilter<const V extends readonly [string, ...string[]]>(values: V, what: string, example?: V[number][]) {
+  return z
+    .preprocess(
+      (v) => (v === undefined ? v : [v].flat().flatMap((s) => String(s).split(',')).map((s) => s.trim())),
+      z.array(z.enum(values)).min(1).optional(),
+    )
+    .openapi({
+      param: { name: 'status', in: 'query', style: 'form', explode: true },
+      description: `Only ${what} in one of these statuses: repeat the parameter or separate them with commas.`,
+      ...(example ? { example } : {}),
+    });
+}
 
 const authErrors = {
   400: errorResponse('The request is invalid; `details` says which field and rule.'),

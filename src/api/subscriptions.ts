@@ -12,13 +12,8 @@ import {
 } from '../fanout/subscriptions.js';
 import { notifyUrlSecret } from '../fanout/signing.js';
 import { eventTypes } from '../jobs/states.js';
-import { errorResponse, protectedRoute } from './openapi.js';
+import { errorResponse, jsonResponse, protectedRoute } from './openapi.js';
 import { Metadata } from './schemas.js';
-
-const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({
-  content: { 'application/json': { schema } },
-  description,
-});
 
 const SubscriptionId = z.string().min(1).max(64).openapi({ param: { name: 'id', in: 'path' }, example: 'sub_01jd2x…' });
 const TargetUrl = z.url({ protocol: /^https?$/ }).max(2048);
@@ -107,7 +102,7 @@ const createRoute = protectedRoute('subscriptions:manage', {
     'link-local or metadata address is refused (400 naming the rule) unless `allow_private_targets` is on.',
   tags,
   request: { body: { content: { 'application/json': { schema: CreateSubscriptionBody } }, required: true } },
-  responses: { 201: json(SubscriptionWithSecret, 'The subscription, with its secret shown this once.') },
+  responses: { 201: jsonResponse(SubscriptionWithSecret, 'The subscription, with its secret shown this once.') },
 });
 
 const listRoute = protectedRoute('subscriptions:manage', {
@@ -121,7 +116,7 @@ const listRoute = protectedRoute('subscriptions:manage', {
       cursor: z.string().max(64).optional().openapi({ description: 'The `next_cursor` of the previous page.' }),
     }),
   },
-  responses: { 200: json(SubscriptionList, 'A page of subscriptions.') },
+  responses: { 200: jsonResponse(SubscriptionList, 'A page of subscriptions.') },
 });
 
 const getRoute = protectedRoute('subscriptions:manage', {
@@ -130,7 +125,7 @@ const getRoute = protectedRoute('subscriptions:manage', {
   summary: 'Get a subscription',
   tags,
   request: { params: z.object({ id: SubscriptionId }) },
-  responses: { 200: json(Subscription, 'The subscription (without its secret).'), ...notFound },
+  responses: { 200: jsonResponse(Subscription, 'The subscription (without its secret).'), ...notFound },
 });
 
 const patchRoute = protectedRoute('subscriptions:manage', {
@@ -142,7 +137,7 @@ const patchRoute = protectedRoute('subscriptions:manage', {
     params: z.object({ id: SubscriptionId }),
     body: { content: { 'application/json': { schema: UpdateSubscriptionBody } }, required: true },
   },
-  responses: { 200: json(Subscription, 'The subscription as it is now.'), ...notFound },
+  responses: { 200: jsonResponse(Subscription, 'The subscription as it is now.'), ...notFound },
 });
 
 const deleteRoute = protectedRoute('subscriptions:manage', {
@@ -152,7 +147,7 @@ const deleteRoute = protectedRoute('subscriptions:manage', {
   description: 'Its pending deliveries are dropped, and its delivery log with them.',
   tags,
   request: { params: z.object({ id: SubscriptionId }) },
-  responses: { 200: json(Subscription, 'The deleted subscription.'), ...notFound },
+  responses: { 200: jsonResponse(Subscription, 'The deleted subscription.'), ...notFound },
 });
 
 const rotateRoute = protectedRoute('subscriptions:manage', {
@@ -170,7 +165,7 @@ const rotateRoute = protectedRoute('subscriptions:manage', {
       required: false,
     },
   },
-  responses: { 200: json(SubscriptionWithSecret, 'The subscription with its new secret.'), ...notFound },
+  responses: { 200: jsonResponse(SubscriptionWithSecret, 'The subscription with its new secret.'), ...notFound },
 });
 
 const notifySecretRoute = protectedRoute('jobs:write', {
@@ -181,7 +176,7 @@ const notifySecretRoute = protectedRoute('jobs:write', {
     "A job's `notify_url` receives its outcome event signed like a subscription's deliveries, with this one relay-wide " +
     'secret (derived from the server secret, so it changes only if that does).',
   tags,
-  responses: { 200: json(z.object({ secret: z.string() }).openapi('NotifySecret'), 'The secret.') },
+  responses: { 200: jsonResponse(z.object({ secret: z.string() }).openapi('NotifySecret'), 'The secret.') },
 });
 
 export function subscriptionView(row: SubscriptionRow) {
