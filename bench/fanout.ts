@@ -226,11 +226,6 @@ async function latency() {
     await waitForCount(sink, okAt.size, 60_000);
     const { arrivals } = await sink.ask<{ arrivals: [string, number][] }>('arrivals');
     const received = new Map(arrivals.map(([id, at]) => [id, at]));
-    if (process.env.BENCH_DEBUG) {
-      console.log(await sql`select percentile_cont(0.5) within group (order by extract(epoch from delivered_at - created_at)) as deliver_s,
-        percentile_cont(0.5) within group (order by attempts) as attempts, count(*) from deliveries`);
-      console.log(await sql`select percentile_cont(0.5) within group (order by extract(epoch from d.created_at - j.submitted_at)) as created_after_job_s from deliveries d join jobs j on j.id = d.job_id`);
-    }
     const lat = [...okAt].map(([id, at]) => received.get(id)! - at).sort((a, b) => a - b);
     callbackMs.sort((a, b) => a - b);
     return {
