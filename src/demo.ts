@@ -1,8 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseFileConfig, type Config, type ProviderConfig, type ProviderKind } from './config.js';
 import { type Emulator, startEmulator } from './emulators/index.js';
+import { signature } from './fanout/signing.js';
 import { createLogger } from './ops/logger.js';
 import { startRelay } from './server.js';
 import { freePort } from './http/free-port.js';
@@ -10,7 +13,8 @@ import { freePort } from './http/free-port.js';
 /**
  * `npm run demo`: the relay on a throw-away PGlite database, with a loopback emulator for each
  * provider kind, running a handful of jobs through each (a success, a failure, a refused request,
- * a duplicate callback) and printing what happened. No provider account needed.
+ * a duplicate callback) and printing what happened, with a subscriber webhook on loopback that
+ * checks the signature of every delivery it receives. No provider account needed.
  */
 
 const ADMIN_KEY = 'demo-admin-key-not-for-production';
@@ -36,6 +40,35 @@ const jobs: DemoJob[] = [
 ];
 
 
+/** A webhook receiver on loopback: per job, the event types received, each with its signature checked. */
+async function startReceiver() {
+  const received = new Map<string, string[]>();
+  let secret = '';
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const id = String(req.headers['webhook-id']);
+      const ts = Number(req.headers['webhook-timestamp']);
+      const expected = signature(secret, id, ts, body);
+      const ok = String(req.headers['webhook-signature']).split(' ').includes(expected);
+      const event = JSON.parse(body) as { type: string; data: { job: { id: string } } };
+      const list = received.get(event.data.job.id) ?? [];
+      list.push(`${event.type.replace('job.', '')}${ok ? ' (signed)' : ' (BAD SIGNATURE)'}`);
+      received.set(event.data.job.id, list);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`,
+    received,
+    useSecret: (s: string) => void (secret = s),
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
@@ -59,7 +92,8 @@ async function main() {
       { kind, base_url: emulators[name]!.baseUrl, api_key: emulators[name]!.apiKey, ...(kind === 'toapis' ? { webhook_secret: TOAPIS_SECRET } : {}) },
     ]),
   );
-  const file = parseFileConfig(JSON.stringify({ providers }), {});
+  // The demo's webhook receiver is on loopback, which production refuses.
+  const file = parseFileConfig(JSON.stringify({ providers, delivery: { allow_private_targets: true } }), {});
   const config: Config = {
     port,
     host: '127.0.0.1',
@@ -83,8 +117,11 @@ async function main() {
     return { status: res.status, json: (await res.json()) as any };
   };
   process.stdout.write(`relay on ${relay.url} (PGlite in ${dataDir}); emulated providers: ${Object.entries(kinds).map(([n, k]) => `${n} (${k})`).join(', ')}\n\n`);
+  const receiver = await startReceiver();
 
   try {
+    const subscription = await api('POST', '/v1/subscriptions', { url: receiver.url, description: 'the demo receiver' });
+    receiver.useSecret(subscription.json.secret as string);
     const submitted = await Promise.all(
       jobs.map(async (j) => ({ ...j, res: await api('POST', '/v1/jobs', { provider: j.provider, ...j.body }) })),
     );
@@ -109,7 +146,14 @@ async function main() {
       }),
     );
 
-    const rows = [['provider', 'kind', 'case', 'answer', 'status', 'events', 'callbacks (verdicts)', 'result / error']];
+    // The outcome of every job is delivered to the subscriber; give the last ones a moment.
+    const finished = results.filter((r) => r.job && terminal.has(r.job.status));
+    const deliveredBy = Date.now() + 5000;
+    while (finished.some((r) => !receiver.received.has(r.job.id)) && Date.now() < deliveredBy) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+
+    const rows = [['provider', 'kind', 'case', 'answer', 'status', 'events', 'callbacks (verdicts)', 'webhooks received', 'result / error']];
     for (const r of results) {
       const outcome = !r.job
         ? `${r.res.json.error.details?.[0]?.rule ?? r.res.json.error.code}`
@@ -124,6 +168,7 @@ async function main() {
         r.job?.status ?? '—',
         'events' in r ? (r.events as string[]).join(' → ') : '—',
         'callbacks' in r ? ((r.callbacks as string[]).join(', ') || 'none (polled)') : '—',
+        r.job ? (receiver.received.get(r.job.id)?.join(', ') ?? 'none') : '—',
         outcome,
       ]);
     }
@@ -133,7 +178,11 @@ async function main() {
     process.stdout.write(`done in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
 
     const expected = results.every((r) =>
-      r.job ? (r.body.prompt as string).includes('FAIL') === (r.job.status === 'failed') && terminal.has(r.job.status) : r.res.status === 400,
+      r.job
+        ? (r.body.prompt as string).includes('FAIL') === (r.job.status === 'failed') &&
+          terminal.has(r.job.status) &&
+          receiver.received.get(r.job.id)?.join() === `${r.job.status} (signed)`
+        : r.res.status === 400,
     );
     if (!expected) {
       process.stdout.write('\nsome jobs did not end as expected\n');
@@ -141,6 +190,7 @@ async function main() {
     }
   } finally {
     await relay.stop();
+    await receiver.close();
     await Promise.all(Object.values(emulators).map((e) => e.close()));
     rmSync(dataDir, { recursive: true, force: true });
   }
