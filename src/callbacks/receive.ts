@@ -3,6 +3,7 @@ import type { Db } from '../db/client.js';
 import { type JobRow, jobs, type ReceiptVerdict } from '../db/schema.js';
 import { AppError, withDatabaseDeadline } from '../errors.js';
 import { unstorable } from '../http/input-guard.js';
+import { storableText } from '../db/json.js';
 import { relayContentUrl } from '../jobs/content.js';
 import { decide, isTerminal, type Observation } from '../jobs/states.js';
 import type { Logger } from '../ops/logger.js';
@@ -159,7 +160,8 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
         if (!check.ok) reject('unauthorized', 'unauthorized', `invalid signature: ${check.reason}`);
       }
       parsed = adapter.parseCallback(request);
-      deliveryId = adapter.callbackDeliveryId?.(request)?.slice(0, 200) || null;
+      // Kept storable: cut at 200 characters it may end in half a surrogate pair.
+      deliveryId = storableText(adapter.callbackDeliveryId?.(request)?.slice(0, 200) ?? '') || null;
     } catch (err) {
       if (err instanceof MalformedPayloadError || err instanceof AppError) reject('malformed', 'invalid_request', err.message);
       throw err;
@@ -177,7 +179,7 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
     const taskId = job.providerTaskId ?? parsed.taskId;
     if (!taskId) reject('malformed', 'invalid_request', 'callback names no task id');
     const { observation, verdictOverride, reason } = await confirm(adapter, job, taskId, parsed, ctx.log);
-    const outcome = await withDatabaseDeadline(ctx.receipts.store({
+    const outcome = await ctx.receipts.store({
       provider: cb.provider,
       route,
       headers: storedHeaders(cb.headers, headers),
@@ -190,7 +192,7 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
       deliveryId,
       learnedTaskId: job.providerTaskId ? null : taskId,
       contentUrl: relayContentUrl(adapter, ctx.publicBaseUrl, job.id),
-    }), DB_DEADLINE_MS, 'storing the callback');
+    }, DB_DEADLINE_MS);
     counted(outcome.verdict, 'stored');
     if (outcome.verdict === 'unverifiable') {
       throw new AppError('unavailable', 'the provider could not confirm this callback yet; retry later');

@@ -4,6 +4,7 @@ import { executeRows } from '../db/rows.js';
 import { callbackReceipts, type JobRow, jobs, type ReceiptVerdict } from '../db/schema.js';
 import type { Observation } from '../jobs/states.js';
 import { applyObservations } from '../jobs/transition.js';
+import { DatabaseTimeoutError } from '../errors.js';
 import { jsonParam } from '../db/json.js';
 
 /** A verified callback, ready to be stored with its receipt and applied. */
@@ -39,7 +40,7 @@ async function seenDeliveries(tx: Tx, inputs: readonly ReceiptInput[]): Promise<
     tx,
     sql`select distinct r.provider, r.delivery_id
         from ${callbackReceipts} r
-        join jsonb_to_recordset(${JSON.stringify(keys)}::jsonb) as k(provider text, delivery_id text)
+        join jsonb_to_recordset(${jsonParam(keys)}::jsonb) as k(provider text, delivery_id text)
           on r.provider = k.provider and r.delivery_id = k.delivery_id
         where r.job_id is not null and r.verdict <> 'unverifiable'`,
   );
@@ -53,7 +54,8 @@ async function seenDeliveries(tx: Tx, inputs: readonly ReceiptInput[]): Promise<
  */
 export async function storeReceipts(db: Db, inputs: readonly ReceiptInput[]): Promise<StoredOutcome[]> {
   return db.transaction(async (tx) => {
-    for (const i of inputs) {
+    // In job id order, like applyObservations' locks, so two batches cannot deadlock.
+    for (const i of [...inputs].sort((a, b) => (a.job.id < b.job.id ? -1 : 1))) {
       if (!i.learnedTaskId) continue;
       await tx
         .update(jobs)
@@ -107,6 +109,8 @@ interface Waiting {
   input: ReceiptInput;
   resolve: (o: StoredOutcome) => void;
   reject: (err: unknown) => void;
+  /** Its caller was answered 503 already (deadline): not written, if not yet in a batch. */
+  abandoned: boolean;
 }
 
 /**
@@ -129,11 +133,37 @@ export class ReceiptWriter {
     private readonly db: Db,
     private readonly maxBatch = 200,
     private readonly concurrency = 2,
+    private readonly maxWaiting = 5000,
   ) {}
 
-  store(input: ReceiptInput): Promise<StoredOutcome> {
+  /**
+   * Stores `input` with the next write. Past `deadlineMs` (the database stalled) the caller gets a
+   * DatabaseTimeoutError — a 503, so the provider retries — and the callback is dropped unless its
+   * write has begun; with too many waiting already, it is refused at once. So a stalled database
+   * costs bounded memory, not a queue of every retry's body.
+   */
+  store(input: ReceiptInput, deadlineMs = 3000): Promise<StoredOutcome> {
+    if (this.queue.length >= this.maxWaiting) {
+      return Promise.reject(new DatabaseTimeoutError(`${this.maxWaiting} callbacks are already waiting for the database`));
+    }
     return new Promise((resolve, reject) => {
-      this.queue.push({ input, resolve, reject });
+      const timer = setTimeout(() => {
+        waiting.abandoned = true;
+        reject(new DatabaseTimeoutError(`storing the callback: the database did not answer within ${deadlineMs} ms`));
+      }, deadlineMs);
+      const waiting: Waiting = {
+        input,
+        abandoned: false,
+        resolve: (o) => {
+          clearTimeout(timer);
+          resolve(o);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      this.queue.push(waiting);
       if (this.writers < this.concurrency) void this.drain();
     });
   }
@@ -142,7 +172,8 @@ export class ReceiptWriter {
     this.writers++;
     try {
       while (this.queue.length) {
-        const batch = this.queue.splice(0, this.maxBatch);
+        const batch = this.queue.splice(0, this.maxBatch).filter((w) => !w.abandoned);
+        if (!batch.length) continue;
         try {
           const outcomes = await storeReceipts(
             this.db,

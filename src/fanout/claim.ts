@@ -86,6 +86,10 @@ export async function claimDueDeliveries(db: Db, opts: ClaimOptions): Promise<Cl
       select d.id from deliveries d join ranked r on r.id = d.id
       where r.rn <= coalesce((${allowance}::jsonb ->> r.target)::int, ${opts.perTarget}) and d.status = 'pending'
         and (d.lease_until is null or d.lease_until <= now())
+        -- Re-checked on the row as locked: another worker may have sent and rescheduled it meanwhile.
+        and d.next_attempt_at <= now()
+        and (d.subscription_id is null
+             or exists (select 1 from subscriptions s where s.id = d.subscription_id and s.disabled_at is null))
       order by d.next_attempt_at
       limit ${opts.limit}
       for update of d skip locked
@@ -125,9 +129,12 @@ export async function claimDueDeliveries(db: Db, opts: ClaimOptions): Promise<Cl
 export async function msUntilNextDelivery(db: Db): Promise<number | null> {
   const [row] = await executeRows<{ ms: string | number | null }>(
     db,
-    sql`select extract(epoch from (min(next_attempt_at) - now())) * 1000 as ms
-        from deliveries where status = 'pending' and next_attempt_at is not null
-          and (lease_until is null or lease_until <= now())`,
+    sql`select extract(epoch from (min(d.next_attempt_at) - now())) * 1000 as ms
+        from deliveries d where d.status = 'pending' and d.next_attempt_at is not null
+          and (d.lease_until is null or d.lease_until <= now())
+          -- As the claim sees it: a disabled subscription's deliveries are not due.
+          and (d.subscription_id is null
+               or exists (select 1 from subscriptions s where s.id = d.subscription_id and s.disabled_at is null))`,
   );
   return row?.ms === null || row?.ms === undefined ? null : Number(row.ms);
 }

@@ -33,6 +33,10 @@ const textSafe = (s: string | null) => (s === null ? null : s.replaceAll('\u0000
  */
 export async function disableSubscriptions(tx: Tx, ids: readonly string[], reason: 'gone' | 'failing' | 'manual', only?: ReturnType<typeof sql>) {
   if (!ids.length) return [];
+  // Lock first: this waits for transitions still writing deliveries for these subscriptions (they
+  // hold key-share locks on them), so the parking below sees those deliveries too.
+  await tx.execute(sql`select id from subscriptions
+    where id = any (array(select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))) order by id for update`);
   const disabled = await executeRows<{ id: string }>(
     tx,
     sql`update subscriptions set disabled_at = now(), disabled_reason = ${reason}, updated_at = now()
@@ -91,10 +95,9 @@ export async function recordOutcomes(db: Db, outcomes: readonly Outcome[], disab
         update deliveries d set
           status = r.status,
           attempts = r.attempt,
-          next_attempt_at = case when r.status = 'pending'
-            and (d.subscription_id is null
-                 or exists (select 1 from subscriptions s where s.id = d.subscription_id and s.disabled_at is null))
-            then now() + r.delay_ms * interval '1 millisecond' end,
+          -- Always a due time when pending, even for a subscription that looks disabled: the claim
+        -- skips those, and a re-enable that commits meanwhile cannot leave it without one.
+        next_attempt_at = case when r.status = 'pending' then now() + r.delay_ms * interval '1 millisecond' end,
           lease_until = null,
           last_status_code = r.status_code,
           last_error = r.error,
@@ -107,7 +110,7 @@ export async function recordOutcomes(db: Db, outcomes: readonly Outcome[], disab
       attempts as (
         insert into delivery_attempts (delivery_id, attempt, started_at, status_code, latency_ms, error, response_excerpt)
         select r.id, r.attempt, r.started_at, r.status_code, r.latency_ms, r.error, r.excerpt
-        from r where exists (select 1 from deliveries d where d.id = r.id)
+        from r join updated u on u.id = r.id
       ),
       healthy as (
         update subscriptions set failing_since = null
