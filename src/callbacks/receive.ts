@@ -191,9 +191,12 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
       reason,
       deliveryId,
       learnedTaskId: job.providerTaskId ? null : taskId,
+      taskId,
       contentUrl: relayContentUrl(adapter, ctx.publicBaseUrl, job.id),
     }, DB_DEADLINE_MS);
     counted(outcome.verdict, 'stored');
+    // The job, as locked, tracks another task (its submit answer came meanwhile): stored, refused.
+    if (outcome.verdict === 'malformed') throw new AppError('invalid_request', outcome.reason ?? 'callback is about another task');
     if (outcome.verdict === 'unverifiable') {
       throw new AppError('unavailable', 'the provider could not confirm this callback yet; retry later');
     }

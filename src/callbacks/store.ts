@@ -22,12 +22,16 @@ export interface ReceiptInput {
   contentUrl: string | undefined;
   /** The task id the callback taught us, for a job whose submit answer has not come yet. */
   learnedTaskId: string | null;
+  /** The task the callback is about, checked again on the job as locked. */
+  taskId: string;
 }
 
 export interface StoredOutcome {
   verdict: ReceiptVerdict;
   jobId: string;
   status: JobRow['status'];
+  /** Why, for a callback found malformed only once its job was locked. */
+  reason?: string;
 }
 
 const verdictOf = { advance: 'applied', progress: 'updated', duplicate: 'duplicate', stale: 'stale' } as const;
@@ -64,7 +68,8 @@ export async function storeReceipts(db: Db, inputs: readonly ReceiptInput[]): Pr
     }
     const seen = await seenDeliveries(tx, inputs);
     const verdicts: (ReceiptVerdict | undefined)[] = [];
-    const toApply: { index: number; jobId: string; obs: Observation; opts: { contentUrl: string | undefined } }[] = [];
+    const reasons = inputs.map((i) => i.reason ?? null);
+    const toApply: { index: number; jobId: string; obs: Observation; opts: { contentUrl: string | undefined; taskId: string } }[] = [];
     for (const [index, i] of inputs.entries()) {
       const key = i.deliveryId ? `${i.provider}\n${i.deliveryId}` : null;
       if (key && seen.has(key)) {
@@ -73,12 +78,16 @@ export async function storeReceipts(db: Db, inputs: readonly ReceiptInput[]): Pr
       }
       verdicts.push(i.verdictOverride);
       if (key && i.verdictOverride !== 'unverifiable') seen.add(key);
-      if (i.observation) toApply.push({ index, jobId: i.job.id, obs: i.observation, opts: { contentUrl: i.contentUrl } });
+      if (i.observation) toApply.push({ index, jobId: i.job.id, obs: i.observation, opts: { contentUrl: i.contentUrl, taskId: i.taskId } });
     }
     const statuses = inputs.map((i) => i.job.status);
     const results = await applyObservations(tx, toApply);
     for (const [k, r] of results.entries()) {
       const { index } = toApply[k]!;
+      if (r.taskMismatch) {
+        verdicts[index] = 'malformed';
+        reasons[index] = `callback is about task ${inputs[index]!.taskId}, but this job tracks ${r.job.providerTaskId}`;
+      }
       verdicts[index] ??= verdictOf[r.decision.kind];
       statuses[index] = r.job.status;
     }
@@ -89,7 +98,7 @@ export async function storeReceipts(db: Db, inputs: readonly ReceiptInput[]): Pr
       route: i.route,
       delivery_id: i.deliveryId,
       verdict: verdicts[index] ?? 'ignored',
-      reason: i.reason ?? null,
+      reason: reasons[index],
       headers: i.headers,
       body: Buffer.from(i.raw).toString('base64'),
       body_size: i.raw.byteLength,
@@ -101,7 +110,12 @@ export async function storeReceipts(db: Db, inputs: readonly ReceiptInput[]): Pr
       from jsonb_to_recordset(${jsonParam(receipts)}::jsonb)
         as r(provider text, job_id text, route text, delivery_id text, verdict text, reason text, headers jsonb,
              body text, body_size int, source_address text)`);
-    return inputs.map((i, index) => ({ verdict: verdicts[index] ?? 'ignored', jobId: i.job.id, status: statuses[index]! }));
+    return inputs.map((i, index) => ({
+      verdict: verdicts[index] ?? 'ignored',
+      jobId: i.job.id,
+      status: statuses[index]!,
+      ...(verdicts[index] === 'malformed' ? { reason: reasons[index]! } : {}),
+    }));
   });
 }
 

@@ -14,6 +14,8 @@ export interface TransitionResult {
   job: JobRow;
   /** The event appended, when the job moved. */
   event: EventRow | null;
+  /** The job, as locked, tracks another provider task than the observation is about: nothing applied. */
+  taskMismatch?: true;
 }
 
 export class JobNotFoundError extends Error {
@@ -26,6 +28,11 @@ export interface ApplyOptions {
    * replaces the provider's URLs in the job's result.
    */
   contentUrl?: string | undefined;
+  /**
+   * The provider task the observation is about. Checked on the row as locked: a job whose submit
+   * answer named another task meanwhile is left alone.
+   */
+  taskId?: string | undefined;
 }
 
 export interface ObservationItem {
@@ -92,6 +99,10 @@ export async function applyObservations(tx: Tx, items: readonly ObservationItem[
   for (const { jobId, obs, opts } of items) {
     const current = state.get(jobId);
     if (!current) throw new JobNotFoundError(`job ${jobId} not found`);
+    if (opts?.taskId && current.providerTaskId && current.providerTaskId !== opts.taskId) {
+      results.push({ decision: { kind: 'stale' }, job: current, event: null, taskMismatch: true });
+      continue;
+    }
     const decision = decide(current, obs);
     const next = nextState(current, obs, decision, opts ?? {}, now);
     if (!next) {

@@ -31,6 +31,7 @@ describe(`ReceiptWriter: callbacks share transactions under load (${dbKind})`, (
     deliveryId: null,
     contentUrl: undefined,
     learnedTaskId: null,
+    taskId: job.providerTaskId!,
     ...over,
   });
 
@@ -56,6 +57,16 @@ describe(`ReceiptWriter: callbacks share transactions under load (${dbKind})`, (
     ]);
     // Which one wins depends on which write commits first (two may be in flight); one does.
     expect([a!.verdict, b!.verdict, c!.verdict].sort()).toEqual(['applied', 'duplicate', 'duplicate']);
+  });
+
+  it('a callback about another task than the job tracks, once locked, is stored as malformed and changes nothing', async () => {
+    const job = await newJob();
+    const writer = new ReceiptWriter(t.database.db);
+    const outcome = await writer.store(input(job, { taskId: 'task_someone_else' }));
+    expect(outcome).toMatchObject({ verdict: 'malformed', status: 'processing' });
+    expect(outcome.reason).toMatch(/task_someone_else/);
+    const [row] = await t.database.db.select().from(jobs).where(eq(jobs.id, job.id));
+    expect(row!.status).toBe('processing');
   });
 
   it('a NUL character anywhere in what is stored does not fail the write', async () => {
