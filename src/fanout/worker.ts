@@ -240,9 +240,10 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
       // send that left work behind, or a retry this worker scheduled wakes it sooner). While sends
       // are in flight, work that is due but held back by a target's cap waits for them, not a spin.
       const next = await msUntilNextDelivery(opts.db);
-      // Due already but not claimed: held back by a target's cap, so a finished send wakes the loop.
-      if (next !== null && next <= 0 && sending.size) return { handled: 0, nextInMs: null };
-      return { handled: 0, nextInMs: next === null ? null : Math.max(next, 1) };
+      // Due already but not claimed because a target is at its cap: a finished send wakes the loop.
+      if (next !== null && next <= 0 && sending.size && starved) return { handled: 0, nextInMs: null };
+      // Otherwise (it fell due between the claim and this query) look again very soon.
+      return { handled: 0, nextInMs: next === null ? null : Math.max(next, 5) };
     },
   });
 
