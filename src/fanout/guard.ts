@@ -314,7 +314,9 @@ export interface GuardedAgents {
  * cannot be imported). A kept-alive socket was checked when it connected, so reuse is safe.
  */
 export function createGuardedAgents(opts: GuardedLookupOptions & { maxSockets?: number }): GuardedAgents {
-  const common = { keepAlive: true, lookup: guardedLookup(opts), ...(opts.maxSockets ? { maxSockets: opts.maxSockets } : {}) };
+  // Idle sockets are closed after 4 s, before the 5 s many servers (Node's among them) allow, so
+  // a socket is rarely reused just as the receiver closes it.
+  const common = { keepAlive: true, timeout: 4000, lookup: guardedLookup(opts), ...(opts.maxSockets ? { maxSockets: opts.maxSockets } : {}) };
   return {
     http: refuseLiteralTargets(new http.Agent(common), opts),
     https: refuseLiteralTargets(new https.Agent(common), opts),

@@ -28,12 +28,19 @@ function describeError(err: unknown): string {
  * is just a status), the whole exchange bounded by `timeoutMs`. Never throws: every way it can go
  * wrong ends as an `AttemptResult` the policy decides on.
  */
-export function postWebhook(opts: PostOptions): Promise<AttemptResult> {
+export async function postWebhook(opts: PostOptions): Promise<AttemptResult> {
+  const first = await postOnce(opts);
+  // A kept-alive socket the receiver closed just as it was reused: the request never reached it.
+  // Sent again once on a fresh connection (the Node documentation's advice for this race).
+  return first.staleSocket ? postOnce(opts) : first;
+}
+
+function postOnce(opts: PostOptions): Promise<AttemptResult & { staleSocket?: true }> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   return new Promise((resolve) => {
     let settled = false;
-    const finish = (r: Omit<AttemptResult, 'latencyMs'>) => {
+    const finish = (r: Omit<AttemptResult, 'latencyMs'> & { staleSocket?: true }) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -57,8 +64,14 @@ export function postWebhook(opts: PostOptions): Promise<AttemptResult> {
       req.destroy();
     }, opts.timeoutMs);
 
-    req.on('error', (err) => finish({ statusCode: null, error: describeError(err), excerpt: null, retryAfterMs: null }));
+    let answered = false;
+    req.on('error', (err) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      const stale = req.reusedSocket && !answered && (code === 'ECONNRESET' || code === 'EPIPE');
+      finish({ statusCode: null, error: describeError(err), excerpt: null, retryAfterMs: null, ...(stale ? { staleSocket: true as const } : {}) });
+    });
     req.on('response', (res) => {
+      answered = true;
       const chunks: Buffer[] = [];
       let kept = 0;
       let read = 0;
