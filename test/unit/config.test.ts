@@ -1,11 +1,17 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
 
 function withFile(json: unknown): string {
   const dir = mkdtempSync(join(tmpdir(), 'relay-config-'));
+  dirs.push(dir);
   const path = join(dir, 'relay.json');
   writeFileSync(path, typeof json === 'string' ? json : JSON.stringify(json));
   return path;
