@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, inArray, lt, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
+import { toPage } from '../db/rows.js';
 import type { Notifier } from '../db/notify.js';
 import { type DeliveryRow, type DeliveryStatus, deliveries, deliveryAttempts, subscriptions } from '../db/schema.js';
 import { AppError } from '../errors.js';
@@ -25,9 +26,7 @@ export async function listDeliveries(db: Db, f: DeliveryFilters) {
     .where(and(...where))
     .orderBy(desc(deliveries.id))
     .limit(f.limit + 1);
-  const more = rows.length > f.limit;
-  const data = more ? rows.slice(0, f.limit) : rows;
-  return { data, next_cursor: more ? data[data.length - 1]!.id : null };
+  return toPage(rows, f.limit, (last) => last.id);
 }
 
 export async function getDelivery(db: Db, id: string) {

@@ -1,5 +1,6 @@
 import { desc, eq, lt, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
+import { toPage } from '../db/rows.js';
 import { type SubscriptionRow, subscriptions } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { newId } from '../ids.js';
@@ -80,9 +81,7 @@ export async function listSubscriptions(db: Db, limit: number, cursor?: string) 
     .where(cursor ? lt(subscriptions.id, cursor) : undefined)
     .orderBy(desc(subscriptions.id))
     .limit(limit + 1);
-  const more = rows.length > limit;
-  const data = more ? rows.slice(0, limit) : rows;
-  return { data, next_cursor: more ? data[data.length - 1]!.id : null };
+  return toPage(rows, limit, (last) => last.id);
 }
 
 /**

@@ -1,5 +1,6 @@
 import { and, desc, eq, inArray, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
+import { toPage } from '../db/rows.js';
 import { type JobRow, type JobStatus, jobs } from '../db/schema.js';
 import { AppError } from '../errors.js';
 
@@ -94,11 +95,6 @@ export async function listJobs(db: Db, filters: JobListFilters): Promise<JobList
     .orderBy(desc(jobs.createdAt), desc(jobs.id))
     .limit(filters.limit + 1);
 
-  const more = rows.length > filters.limit;
-  const page = more ? rows.slice(0, filters.limit) : rows;
-  const last = page[page.length - 1];
-  return {
-    data: page.map((r) => r.job),
-    next_cursor: more && last ? encodeCursor({ t: last.position, i: last.job.id }) : null,
-  };
+  const page = toPage(rows, filters.limit, (last) => encodeCursor({ t: last.position, i: last.job.id }));
+  return { data: page.data.map((r) => r.job), next_cursor: page.next_cursor };
 }

@@ -1,6 +1,7 @@
 import { and, asc, eq, gt } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { callbackReceipts, type EventRow, jobEvents, jobs, type ReceiptRow } from '../db/schema.js';
+import { type Page, toPage } from '../db/rows.js';
 import { AppError } from '../errors.js';
 
 export async function getJob(db: Db, id: string) {
@@ -9,18 +10,7 @@ export async function getJob(db: Db, id: string) {
   return job;
 }
 
-export interface Page<T> {
-  data: T[];
-  next_cursor: number | null;
-}
-
-function toPage<T>(rows: T[], limit: number, cursorOf: (row: T) => number): Page<T> {
-  const more = rows.length > limit;
-  const data = more ? rows.slice(0, limit) : rows;
-  return { data, next_cursor: more ? cursorOf(data[data.length - 1]!) : null };
-}
-
-export async function listJobEvents(db: Db, jobId: string, limit: number, after = 0): Promise<Page<EventRow>> {
+export async function listJobEvents(db: Db, jobId: string, limit: number, after = 0): Promise<Page<EventRow, number>> {
   await getJob(db, jobId);
   const rows = await db
     .select()
@@ -31,7 +21,7 @@ export async function listJobEvents(db: Db, jobId: string, limit: number, after 
   return toPage(rows, limit, (r) => r.sequence);
 }
 
-export async function listJobReceipts(db: Db, jobId: string, limit: number, after = 0): Promise<Page<ReceiptRow>> {
+export async function listJobReceipts(db: Db, jobId: string, limit: number, after = 0): Promise<Page<ReceiptRow, number>> {
   await getJob(db, jobId);
   const rows = await db
     .select()
