@@ -167,7 +167,8 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
       throw err;
     }
 
-    if (parsed.taskId && unstorable(parsed.taskId)) reject('malformed', 'invalid_request', `task id ${unstorable(parsed.taskId)}`);
+    const badTaskId = parsed.taskId ? unstorable(parsed.taskId) : null;
+    if (badTaskId) reject('malformed', 'invalid_request', `task id ${badTaskId}`);
     const job = await withDatabaseDeadline(findJob(ctx, cb, parsed.taskId), DB_DEADLINE_MS, 'finding the job');
     if (!job) reject('unknown_job', 'not_found', cb.jobId ? `job ${cb.jobId} not found` : `no tracked job for task ${parsed.taskId}`);
     if (parsed.taskId && job.providerTaskId && parsed.taskId !== job.providerTaskId) {

@@ -1,4 +1,4 @@
-import type { SQL } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import { type Executor, rowsOf } from './client.js';
 
 /**
@@ -19,4 +19,9 @@ export function toPage<T, C>(rows: T[], limit: number, cursorOf: (last: T) => C)
   const more = rows.length > limit;
   const data = more ? rows.slice(0, limit) : rows;
   return { data, next_cursor: more ? cursorOf(data[data.length - 1]!) : null };
+}
+
+/** `values` as one Postgres text array, passed as a single JSON parameter whatever its length. */
+export function textArray(values: readonly string[]): SQL {
+  return sql`array(select jsonb_array_elements_text(${JSON.stringify(values)}::jsonb))`;
 }

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Db, Executor, Tx } from '../db/client.js';
-import { executeRows } from '../db/rows.js';
+import { executeRows, textArray } from '../db/rows.js';
 import type { DeliveryStatus } from '../db/schema.js';
 
 /** One attempt's outcome, as the worker records it. */
@@ -36,11 +36,11 @@ export async function disableSubscriptions(tx: Tx, ids: readonly string[], reaso
   // Lock first: this waits for transitions still writing deliveries for these subscriptions (they
   // hold key-share locks on them), so the parking below sees those deliveries too.
   await tx.execute(sql`select id from subscriptions
-    where id = any (array(select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))) order by id for update`);
+    where id = any (${textArray(ids)}) order by id for update`);
   const disabled = await executeRows<{ id: string }>(
     tx,
     sql`update subscriptions set disabled_at = now(), disabled_reason = ${reason}, updated_at = now()
-        where id = any (array(select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb)))
+        where id = any (${textArray(ids)})
           and disabled_at is null ${only ?? sql``}
         returning id`,
   );
@@ -48,7 +48,7 @@ export async function disableSubscriptions(tx: Tx, ids: readonly string[], reaso
     await tx.execute(sql`
       update deliveries set next_attempt_at = null, updated_at = now()
       where status = 'pending'
-        and subscription_id = any (array(select jsonb_array_elements_text(${JSON.stringify(disabled.map((d) => d.id))}::jsonb)))`);
+        and subscription_id = any (${textArray(disabled.map((d) => d.id))})`);
   }
   return disabled.map((d) => d.id);
 }
@@ -114,7 +114,7 @@ export async function recordOutcomes(db: Db, outcomes: readonly Outcome[], disab
       ),
       healthy as (
         update subscriptions set failing_since = null
-        where id = any (array(select jsonb_array_elements_text(${JSON.stringify(succeeded)}::jsonb)))
+        where id = any (${textArray(succeeded)})
           and failing_since is not null
       )
       select count(*) from updated`);
@@ -128,7 +128,7 @@ export async function recordOutcomes(db: Db, outcomes: readonly Outcome[], disab
     if (failed.length) {
       await tx.execute(sql`
         update subscriptions set failing_since = now()
-        where id = any (array(select jsonb_array_elements_text(${JSON.stringify(failed)}::jsonb)))
+        where id = any (${textArray(failed)})
           and failing_since is null`);
       disabled.push(
         ...(await disableSubscriptions(

@@ -222,16 +222,16 @@ export function startDeliveryWorker(opts: DeliveryWorkerOptions): DeliveryWorker
         leaseMs: 2 * timeoutMs + 5000,
       });
       const bodies = new Map<string, string>();
+      const perClaimed = new Map<string, number>();
       for (const d of claimed) {
         let body = bodies.get(d.eventId);
         if (body === undefined) {
           body = deliveryBody({ eventId: d.eventId, type: d.eventType, sequence: d.sequence, data: d.data, createdAt: new Date(d.eventCreatedAt) });
           bodies.set(d.eventId, body);
         }
+        perClaimed.set(d.target, (perClaimed.get(d.target) ?? 0) + 1);
         start(d, body);
       }
-      const perClaimed = new Map<string, number>();
-      for (const d of claimed) perClaimed.set(d.target, (perClaimed.get(d.target) ?? 0) + 1);
       // Every slot filled, or a target given all it was allowed: there may be more behind.
       starved =
         claimed.length === free || excluded || [...perClaimed].some(([t, n]) => n >= (allowance[t] ?? perTarget));

@@ -43,44 +43,21 @@ export async function pruneOnce(db: Db, cfg: RetentionConfig, opts: { batch?: nu
   const batch = opts.batch ?? 1000;
   const pause = () => new Promise<void>((r) => setTimeout(r, opts.pauseMs ?? 20));
   const counts: PruneCounts = { receipts: 0, deliveries: 0, attempts: 0, events: 0 };
+  const prune = (table: string, pick: SQL) => pruneInBatches(db, sql`${sql.identifier(table)}`, pick, batch, pause);
   if (cfg.receipts_days !== null) {
-    counts.receipts = await pruneInBatches(
-      db,
-      sql`callback_receipts`,
-      sql`select id from callback_receipts where received_at < ${ageOf(cfg.receipts_days)} order by received_at`,
-      batch,
-      pause,
-    );
+    counts.receipts = await prune('callback_receipts', sql`select id from callback_receipts where received_at < ${ageOf(cfg.receipts_days)} order by received_at`);
   }
   if (cfg.deliveries_days !== null) {
     // Attempts first (their own index), then the finished deliveries, whose remaining attempts cascade.
-    counts.attempts = await pruneInBatches(
-      db,
-      sql`delivery_attempts`,
-      sql`select id from delivery_attempts where started_at < ${ageOf(cfg.deliveries_days)} order by started_at`,
-      batch,
-      pause,
-    );
-    counts.deliveries = await pruneInBatches(
-      db,
-      sql`deliveries`,
-      sql`select id from deliveries where created_at < ${ageOf(cfg.deliveries_days)} and status <> 'pending' order by created_at`,
-      batch,
-      pause,
-    );
+    counts.attempts = await prune('delivery_attempts', sql`select id from delivery_attempts where started_at < ${ageOf(cfg.deliveries_days)} order by started_at`);
+    counts.deliveries = await prune('deliveries', sql`select id from deliveries where created_at < ${ageOf(cfg.deliveries_days)} and status <> 'pending' order by created_at`);
   }
   if (cfg.events_days !== null) {
-    counts.events = await pruneInBatches(
-      db,
-      sql`job_events`,
-      sql`select e.id from job_events e
+    counts.events = await prune('job_events', sql`select e.id from job_events e
           where e.created_at < ${ageOf(cfg.events_days)}
             and exists (select 1 from jobs j where j.id = e.job_id and j.status in ('succeeded', 'failed', 'canceled', 'expired'))
             and not exists (select 1 from deliveries d where d.event_id = e.event_id and d.status = 'pending')
-          order by e.created_at`,
-      batch,
-      pause,
-    );
+          order by e.created_at`);
   }
   return counts;
 }

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DeliveryConfig } from '../../src/config.js';
+import { executeRows } from '../../src/db/rows.js';
 import { notifyUrlSecret } from '../../src/fanout/signing.js';
 import { type DeliveryWorker, type DeliveryWorkerOptions, startDeliveryWorker } from '../../src/fanout/worker.js';
 import type { Observation } from '../../src/jobs/states.js';
@@ -394,8 +395,8 @@ describe(`fan-out: subscriptions, signed deliveries, retries (${dbKind})`, () =>
     expect(Date.now() - stopped).toBeLessThan(5000);
     const [d] = await deliveriesOf(`subscription_id=${sub.id}`);
     expect(d).toMatchObject({ status: 'pending', attempts: 0 });
-    const [row] = await relay.deps.db.execute(sql`select lease_until from deliveries where id = ${d.id}`).then((r: any) => (Array.isArray(r) ? r : r.rows));
-    expect(row.lease_until).toBeNull();
+    const [row] = await executeRows<{ lease_until: unknown }>(relay.deps.db, sql`select lease_until from deliveries where id = ${d.id}`);
+    expect(row!.lease_until).toBeNull();
 
     startWorker();
     const done = await waitForDelivery(d.id, (x) => x.status === 'delivered');
