@@ -16,7 +16,7 @@
  * on a sample of the jobs and scaled up, and the output says so.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,6 +24,7 @@ import postgres from 'postgres';
 import { type Emulator, startEmulator } from '../src/emulators/index.js';
 import { newId } from '../src/ids.js';
 import { freePort } from '../src/http/free-port.js';
+import { cpuTicks, percentile } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -77,11 +78,6 @@ async function createTasks(e: Emulator, durs: number[]): Promise<string[]> {
   return ids;
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
 /** The most requests seen in any window of `windowMs` (scaled). */
 function peakInWindow(times: number[], windowMs: number): number {
   const t = [...times].sort((a, b) => a - b);
@@ -104,11 +100,6 @@ interface Result {
   cpu?: string;
 }
 
-
-function cpuTicks(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks (100/s)
-}
 
 async function runRelay(e: Emulator): Promise<Result> {
   const admin = postgres(values['database-url']!, { max: 1, onnotice: () => {} });

@@ -11,7 +11,7 @@
  * finished job, long before its 60 s are up.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,6 +19,7 @@ import postgres from 'postgres';
 import { jobCallbackToken } from '../src/callbacks/tokens.js';
 import { freePort } from '../src/http/free-port.js';
 import { aivideoapiDocs } from '../test/helpers/fake-aivideoapi.js';
+import { cpuTicks, rssMiB } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -37,11 +38,6 @@ const SECRET = 'bench-relay-secret-0123456789';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function rssMiB(pid: number): number {
-  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!;
-  return Number(kb) / 1024;
-}
-
 /** The median of a few RSS readings over a second, so one GC in flight does not decide the figure. */
 async function steadyRss(pid: number): Promise<number> {
   const samples: number[] = [];
@@ -50,11 +46,6 @@ async function steadyRss(pid: number): Promise<number> {
     await sleep(250);
   }
   return samples.sort((a, b) => a - b)[2]!;
-}
-
-function cpuTicks(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks (100/s)
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time. */
