@@ -1,10 +1,33 @@
-import { inArray } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
+import { getTableColumns, sql } from 'drizzle-orm';
+import type { Db, Executor } from '../db/client.js';
+import { textArray } from '../db/rows.js';
 import { type JobRow, jobs } from '../db/schema.js';
+
+/**
+ * A job as read, with the version of its row (`xmin`, the transaction that wrote it): a write that
+ * finds the row at that version knows nothing changed it since.
+ */
+export type VersionedJob = JobRow & { version?: string | undefined };
+
+export const versionedColumns = { ...getTableColumns(jobs), version: sql<string>`${jobs}.xmin::text`.as('version') };
+
+/** Jobs by id with their row versions; one statement text whatever the number of ids. */
+export function selectVersionedJobs(db: Executor, ids: readonly string[]): Promise<VersionedJob[]> {
+  return db.select(versionedColumns).from(jobs).where(sql`${jobs.id} = any(${textArray(ids)})`);
+}
+
+/** `selectVersionedJobs` as a prepared statement: built once, and planned once per connection. */
+function preparedLoad(db: Db) {
+  return db
+    .select(versionedColumns)
+    .from(jobs)
+    .where(sql`${jobs.id} = any(array(select jsonb_array_elements_text(${sql.placeholder('ids')}::jsonb)))`)
+    .prepare('relay_load_jobs');
+}
 
 interface Waiting {
   id: string;
-  resolve: (job: JobRow | undefined) => void;
+  resolve: (job: VersionedJob | undefined) => void;
   reject: (err: unknown) => void;
 }
 
@@ -16,13 +39,16 @@ interface Waiting {
 export class JobLoader {
   private queue: Waiting[] = [];
   private loading = false;
+  private readonly query: ReturnType<typeof preparedLoad>;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly maxBatch = 500,
-  ) {}
+  ) {
+    this.query = preparedLoad(db);
+  }
 
-  load(id: string): Promise<JobRow | undefined> {
+  load(id: string): Promise<VersionedJob | undefined> {
     return new Promise((resolve, reject) => {
       this.queue.push({ id, resolve, reject });
       if (!this.loading) void this.drain();
@@ -35,10 +61,7 @@ export class JobLoader {
       while (this.queue.length) {
         const batch = this.queue.splice(0, this.maxBatch);
         try {
-          const rows = await this.db
-            .select()
-            .from(jobs)
-            .where(inArray(jobs.id, [...new Set(batch.map((w) => w.id))]));
+          const rows: VersionedJob[] = await this.query.execute({ ids: JSON.stringify([...new Set(batch.map((w) => w.id))]) });
           const byId = new Map(rows.map((r) => [r.id, r]));
           for (const w of batch) w.resolve(byId.get(w.id));
         } catch (err) {

@@ -18,7 +18,7 @@ import {
 } from '../providers/types.js';
 import { isJsonContentType, MAX_CALLBACK_BYTES, parseJsonObject } from './body.js';
 import type { RejectedVerdict, RejectionRecorder } from './rejections.js';
-import type { JobLoader } from './job-loader.js';
+import { type JobLoader, type VersionedJob, versionedColumns } from './job-loader.js';
 import type { ReceiptWriter } from './store.js';
 import { jobCallbackToken, providerCallbackToken, secretsEqual } from './tokens.js';
 
@@ -232,14 +232,14 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
   }
 }
 
-async function findJob(ctx: CallbackContext, cb: IncomingCallback, taskId: string | null): Promise<JobRow | undefined> {
+async function findJob(ctx: CallbackContext, cb: IncomingCallback, taskId: string | null): Promise<VersionedJob | undefined> {
   if (cb.jobId) {
     const job = await ctx.jobs.load(cb.jobId);
     return job?.provider === cb.provider ? job : undefined;
   }
   if (!taskId) reject('malformed', 'invalid_request', 'callback names no task id');
   const [job] = await ctx.db
-    .select()
+    .select(versionedColumns)
     .from(jobs)
     .where(and(eq(jobs.provider, cb.provider), eq(jobs.providerTaskId, taskId)));
   return job;

@@ -1,9 +1,10 @@
-import { and, eq, isNull, sql } from 'drizzle-orm';
-import type { Db, Tx } from '../db/client.js';
-import { executeRows } from '../db/rows.js';
+import { and, eq, isNull, type SQL, sql } from 'drizzle-orm';
+import type { Db, Executor } from '../db/client.js';
+import { executePreparedRows, executeRows, textArray } from '../db/rows.js';
 import { callbackReceipts, type JobRow, jobs, type ReceiptVerdict } from '../db/schema.js';
 import type { Observation } from '../jobs/states.js';
-import { applyObservations } from '../jobs/transition.js';
+import { applyObservations, planObservations, type TransitionResult, writeCtes } from '../jobs/transition.js';
+import type { VersionedJob } from './job-loader.js';
 import { DatabaseTimeoutError } from '../errors.js';
 import { jsonParam } from '../db/json.js';
 
@@ -14,7 +15,8 @@ export interface ReceiptInput {
   headers: Record<string, string>;
   raw: Uint8Array;
   sourceAddress: string | null;
-  job: JobRow;
+  /** The job as read; with its row version, the batch may be written in one statement (`storeAtOnce`). */
+  job: VersionedJob;
   observation: Observation | null;
   verdictOverride?: ReceiptVerdict | undefined;
   reason?: string | undefined;
@@ -37,11 +39,11 @@ export interface StoredOutcome {
 const verdictOf = { advance: 'applied', progress: 'updated', duplicate: 'duplicate', stale: 'stale' } as const;
 
 /** Provider delivery ids already stored with a job (and not merely as unverifiable), as `provider\ndeliveryId`. */
-async function seenDeliveries(tx: Tx, inputs: readonly ReceiptInput[]): Promise<Set<string>> {
+async function seenDeliveries(db: Executor, inputs: readonly ReceiptInput[]): Promise<Set<string>> {
   const keys = inputs.filter((i) => i.deliveryId).map((i) => ({ provider: i.provider, delivery_id: i.deliveryId }));
   if (!keys.length) return new Set();
   const rows = await executeRows<{ provider: string; delivery_id: string }>(
-    tx,
+    db,
     sql`select distinct r.provider, r.delivery_id
         from ${callbackReceipts} r
         join jsonb_to_recordset(${jsonParam(keys)}::jsonb) as k(provider text, delivery_id text)
@@ -51,10 +53,80 @@ async function seenDeliveries(tx: Tx, inputs: readonly ReceiptInput[]): Promise<
   return new Set(rows.map((r) => `${r.provider}\n${r.delivery_id}`));
 }
 
+/** A batch's callbacks sorted out before any job is touched: repeats of a delivery id, and what is left to apply. */
+interface Screened {
+  verdicts: (ReceiptVerdict | undefined)[];
+  reasons: (string | null)[];
+  toApply: { index: number; jobId: string; obs: Observation; opts: { contentUrl: string | undefined; taskId: string } }[];
+}
+
+/** A provider's repeated delivery id is a duplicate, also within the batch; the rest is applied. */
+function screen(inputs: readonly ReceiptInput[], seen: Set<string>): Screened {
+  const verdicts: (ReceiptVerdict | undefined)[] = [];
+  const reasons = inputs.map((i) => i.reason ?? null);
+  const toApply: Screened['toApply'] = [];
+  for (const [index, i] of inputs.entries()) {
+    const key = i.deliveryId ? `${i.provider}\n${i.deliveryId}` : null;
+    if (key && seen.has(key)) {
+      verdicts.push('duplicate');
+      continue;
+    }
+    verdicts.push(i.verdictOverride);
+    if (key && i.verdictOverride !== 'unverifiable') seen.add(key);
+    if (i.observation) toApply.push({ index, jobId: i.job.id, obs: i.observation, opts: { contentUrl: i.contentUrl, taskId: i.taskId } });
+  }
+  return { verdicts, reasons, toApply };
+}
+
+/** Each callback's verdict once the transitions are known, and the receipts to insert, as one JSON parameter. */
+function judge(inputs: readonly ReceiptInput[], { verdicts, reasons, toApply }: Screened, results: readonly TransitionResult[]) {
+  const statuses = inputs.map((i) => i.job.status);
+  for (const [k, r] of results.entries()) {
+    const { index } = toApply[k]!;
+    if (r.taskMismatch) {
+      verdicts[index] = 'malformed';
+      reasons[index] = `callback is about task ${inputs[index]!.taskId}, but this job tracks ${r.job.providerTaskId}`;
+    }
+    verdicts[index] ??= verdictOf[r.decision.kind];
+    statuses[index] = r.job.status;
+  }
+  const outcomes: StoredOutcome[] = inputs.map((i, index) => ({
+    verdict: verdicts[index] ?? 'ignored',
+    jobId: i.job.id,
+    status: statuses[index]!,
+    ...(verdicts[index] === 'malformed' ? { reason: reasons[index]! } : {}),
+  }));
+  // One JSON parameter rather than ten per receipt: for a batch of many, far less to build and send.
+  const receipts = inputs.map((i, index) => ({
+    provider: i.provider,
+    job_id: i.job.id,
+    route: i.route,
+    delivery_id: i.deliveryId,
+    verdict: outcomes[index]!.verdict,
+    reason: reasons[index],
+    headers: i.headers,
+    body: Buffer.from(i.raw).toString('base64'),
+    body_size: i.raw.byteLength,
+    source_address: i.sourceAddress,
+  }));
+  return { outcomes, receipts: jsonParam(receipts) };
+}
+
+function insertReceipts(receipts: string, onlyJobsIn?: SQL): SQL {
+  return sql`
+      insert into ${callbackReceipts} (provider, job_id, route, delivery_id, verdict, reason, headers, body, body_size, source_address)
+      select r.provider, r.job_id, r.route, r.delivery_id, r.verdict, r.reason, r.headers, decode(r.body, 'base64'), r.body_size, r.source_address
+      from jsonb_to_recordset(${receipts}::jsonb)
+        as r(provider text, job_id text, route text, delivery_id text, verdict text, reason text, headers jsonb,
+             body text, body_size int, source_address text)
+      ${onlyJobsIn ? sql`where r.job_id in ${onlyJobsIn}` : sql``}`;
+}
+
 /**
- * Stores callbacks and applies them in one transaction: each receipt with its verdict, every
- * observation through `applyObservations`, a provider's repeated delivery id as a duplicate (also
- * within the batch). Outcomes come back in input order, and only after the commit.
+ * Stores callbacks and applies them in one transaction that locks their jobs: each receipt with
+ * its verdict, every observation through `applyObservations`, a provider's repeated delivery id as
+ * a duplicate (also within the batch). Outcomes come back in input order, and only after the commit.
+ * The general path: `storeAtOnce` takes the common case in one statement and leaves the rest here.
  */
 export async function storeReceipts(db: Db, inputs: readonly ReceiptInput[]): Promise<StoredOutcome[]> {
   return db.transaction(async (tx) => {
@@ -66,57 +138,86 @@ export async function storeReceipts(db: Db, inputs: readonly ReceiptInput[]): Pr
         .set({ providerTaskId: i.learnedTaskId })
         .where(and(eq(jobs.id, i.job.id), isNull(jobs.providerTaskId)));
     }
-    const seen = await seenDeliveries(tx, inputs);
-    const verdicts: (ReceiptVerdict | undefined)[] = [];
-    const reasons = inputs.map((i) => i.reason ?? null);
-    const toApply: { index: number; jobId: string; obs: Observation; opts: { contentUrl: string | undefined; taskId: string } }[] = [];
-    for (const [index, i] of inputs.entries()) {
-      const key = i.deliveryId ? `${i.provider}\n${i.deliveryId}` : null;
-      if (key && seen.has(key)) {
-        verdicts.push('duplicate');
-        continue;
-      }
-      verdicts.push(i.verdictOverride);
-      if (key && i.verdictOverride !== 'unverifiable') seen.add(key);
-      if (i.observation) toApply.push({ index, jobId: i.job.id, obs: i.observation, opts: { contentUrl: i.contentUrl, taskId: i.taskId } });
-    }
-    const statuses = inputs.map((i) => i.job.status);
-    const results = await applyObservations(tx, toApply);
-    for (const [k, r] of results.entries()) {
-      const { index } = toApply[k]!;
-      if (r.taskMismatch) {
-        verdicts[index] = 'malformed';
-        reasons[index] = `callback is about task ${inputs[index]!.taskId}, but this job tracks ${r.job.providerTaskId}`;
-      }
-      verdicts[index] ??= verdictOf[r.decision.kind];
-      statuses[index] = r.job.status;
-    }
-    // One JSON parameter rather than ten per receipt: for a batch of many, far less to build and send.
-    const receipts = inputs.map((i, index) => ({
-      provider: i.provider,
-      job_id: i.job.id,
-      route: i.route,
-      delivery_id: i.deliveryId,
-      verdict: verdicts[index] ?? 'ignored',
-      reason: reasons[index],
-      headers: i.headers,
-      body: Buffer.from(i.raw).toString('base64'),
-      body_size: i.raw.byteLength,
-      source_address: i.sourceAddress,
-    }));
-    await tx.execute(sql`
-      insert into ${callbackReceipts} (provider, job_id, route, delivery_id, verdict, reason, headers, body, body_size, source_address)
-      select r.provider, r.job_id, r.route, r.delivery_id, r.verdict, r.reason, r.headers, decode(r.body, 'base64'), r.body_size, r.source_address
-      from jsonb_to_recordset(${jsonParam(receipts)}::jsonb)
-        as r(provider text, job_id text, route text, delivery_id text, verdict text, reason text, headers jsonb,
-             body text, body_size int, source_address text)`);
-    return inputs.map((i, index) => ({
-      verdict: verdicts[index] ?? 'ignored',
-      jobId: i.job.id,
-      status: statuses[index]!,
-      ...(verdicts[index] === 'malformed' ? { reason: reasons[index]! } : {}),
-    }));
+    const screened = screen(inputs, await seenDeliveries(tx, inputs));
+    const results = await applyObservations(tx, screened.toApply);
+    const { outcomes, receipts } = judge(inputs, screened, results);
+    await tx.execute(insertReceipts(receipts));
+    return outcomes;
   });
+}
+
+/**
+ * The common case in one statement and one round trip, outside any transaction: the callbacks are
+ * ruled on against their jobs as the loader read them, and the statement writes a job's change, its
+ * events, deliveries and receipts only if the job's row is still at the version read (locking those
+ * it changes, in id order). Returns the outcome of each input, or null for those whose job had
+ * changed meanwhile (nothing of theirs written): they go through `storeReceipts`. Inputs must carry
+ * a job version and no learned task id.
+ */
+export async function storeAtOnce(db: Db, inputs: readonly ReceiptInput[]): Promise<(StoredOutcome | null)[]> {
+  const screened = screen(inputs, await seenDeliveries(db, inputs));
+  const state = new Map<string, JobRow>();
+  const versions = new Map<string, string>();
+  for (const i of inputs) {
+    if (!versions.has(i.job.id)) {
+      versions.set(i.job.id, i.job.version!);
+      state.set(i.job.id, i.job);
+    }
+  }
+  const plan = planObservations(state, screened.toApply, new Date());
+  const { outcomes, receipts } = judge(inputs, screened, plan.results);
+  const guard = [...versions].map(([id, version]) => ({ id, version, changes: plan.changes.has(id) }));
+  // The ids again as arrays, so the jobs are found through their primary key whatever the planner
+  // guesses of the JSON's size.
+  const ids = { changing: guard.filter((g) => g.changes).map((g) => g.id), unchanged: guard.filter((g) => !g.changes).map((g) => g.id) };
+  const locked = sql`(select id from locked)`;
+  const ctes = writeCtes(plan, { onlyJobsIn: locked, numberEvents: true });
+  const rows = await executePreparedRows<{ id: string }>(
+    db,
+    sql`
+    with guard as (
+      select g.id, g.version, g.changes from jsonb_to_recordset(${jsonParam(guard)}::jsonb) as g(id text, version text, changes boolean)
+    ),
+    locked as (
+      select j.id from ${jobs} j join guard g on g.id = j.id and j.xmin::text = g.version
+      where j.id = any(${textArray(ids.changing)}) and g.changes
+      order by j.id for update of j
+    ),
+    unchanged as (
+      select j.id from ${jobs} j join guard g on g.id = j.id and j.xmin::text = g.version
+      where j.id = any(${textArray(ids.unchanged)}) and not g.changes
+    ),
+    written as (select id from locked union all select id from unchanged),${ctes ? sql`${ctes},` : sql``}
+    stored as (${insertReceipts(receipts, sql`(select id from written)`)})
+    select id from written`,
+  );
+  const written = new Set(rows.map((r) => r.id));
+  return inputs.map((i, index) => (written.has(i.job.id) ? outcomes[index]! : null));
+}
+
+/**
+ * Stores a batch: what can go in one statement does (`storeAtOnce`), the rest — callbacks whose job
+ * changed since it was read, or that teach a job its task id — in one locking transaction.
+ */
+export async function storeBatch(db: Db, inputs: readonly ReceiptInput[]): Promise<StoredOutcome[]> {
+  const outcomes: (StoredOutcome | null)[] = inputs.map(() => null);
+  const quick = inputs.flatMap((i, index) => (i.job.version && !i.learnedTaskId ? [index] : []));
+  if (quick.length) {
+    const done = await storeAtOnce(
+      db,
+      quick.map((index) => inputs[index]!),
+    );
+    done.forEach((o, k) => (outcomes[quick[k]!] = o));
+  }
+  const rest = inputs.flatMap((_, index) => (outcomes[index] ? [] : [index]));
+  if (rest.length) {
+    const done = await storeReceipts(
+      db,
+      rest.map((index) => inputs[index]!),
+    );
+    done.forEach((o, k) => (outcomes[rest[k]!] = o));
+  }
+  return outcomes as StoredOutcome[];
 }
 
 interface Waiting {
@@ -189,7 +290,7 @@ export class ReceiptWriter {
         const batch = this.queue.splice(0, this.maxBatch).filter((w) => !w.abandoned);
         if (!batch.length) continue;
         try {
-          const outcomes = await storeReceipts(
+          const outcomes = await storeBatch(
             this.db,
             batch.map((w) => w.input),
           );
@@ -201,7 +302,7 @@ export class ReceiptWriter {
           }
           for (const w of batch) {
             try {
-              w.resolve((await storeReceipts(this.db, [w.input]))[0]!);
+              w.resolve((await storeBatch(this.db, [w.input]))[0]!);
             } catch (oneErr) {
               w.reject(oneErr);
             }

@@ -3,7 +3,8 @@ import type postgres from 'postgres';
 
 /**
  * Channels the relay wakes its workers (and waiters) on: new submissions, poll schedules set sooner,
- * committed job events (`relay_events`, payload the job id, sent by a trigger on `job_events`) and
+ * committed job events (`relay_events`, payload the space-separated ids of the jobs one statement
+ * gave events, sent by a trigger on `job_events`) and
  * committed deliveries (`relay_deliveries`, sent by a trigger on `deliveries`).
  */
 export type Channel = 'relay_jobs' | 'relay_polls' | 'relay_events' | 'relay_deliveries';

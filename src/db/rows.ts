@@ -9,6 +9,24 @@ export async function executeRows<T>(db: Executor, query: SQL): Promise<T[]> {
   return rowsOf<T>(await db.execute(query));
 }
 
+/**
+ * `executeRows` for a statement run often with the same text: on PostgreSQL it is prepared once per
+ * connection and planned from then on from its cached plan, rather than parsed and planned on every
+ * run (drizzle's `execute` sends unnamed statements). The text must come from a small fixed set —
+ * each distinct text stays prepared on every connection — so build it from constants and pass data
+ * as parameters. PGlite (one in-process connection) runs it as `execute` does.
+ */
+export async function executePreparedRows<T>(db: Executor, query: SQL): Promise<T[]> {
+  const { dialect, session } = db as unknown as {
+    dialect: { sqlToQuery(q: SQL): { sql: string; params: unknown[] } };
+    session: { client: { unsafe?: (text: string, params: unknown[], opts: { prepare: boolean }) => Promise<unknown> } };
+  };
+  const client = session.client;
+  if (typeof client.unsafe !== 'function') return executeRows<T>(db, query);
+  const { sql: text, params } = dialect.sqlToQuery(query);
+  return rowsOf<T>(await client.unsafe(text, params, { prepare: true }));
+}
+
 export interface Page<T, C> {
   data: T[];
   next_cursor: C | null;

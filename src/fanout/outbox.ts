@@ -17,9 +17,11 @@ export interface NewEvent {
  * created after an event never receives it, one created before always does. A trigger on
  * `deliveries` wakes the delivery workers on every replica when this commits.
  */
-export function outboxCtes(events: readonly NewEvent[]): SQL {
+export function outboxCtes(events: readonly NewEvent[], onlyJobsIn?: SQL): SQL {
   if (!events.length) return sql``;
   const s = subscriptions;
+  // For a statement that writes only the jobs it could lock (see writeCtes).
+  const only = (column: SQL) => (onlyJobsIn ? sql`where ${column} in ${onlyJobsIn}` : sql``);
   const rows = events.map(({ job, event }) => ({
     event_id: event.eventId,
     type: event.type,
@@ -38,6 +40,7 @@ export function outboxCtes(events: readonly NewEvent[]): SQL {
         and e.type = any(${s.eventTypes})
         and (${s.providers} is null or e.provider = any(${s.providers}))
         and e.metadata @> ${s.metadata}
+      ${only(sql`e.job_id`)}
     )`;
 
   // A notify_url has no way to choose event types: it gets the outcomes, like a subscription that does not choose.
@@ -50,5 +53,6 @@ export function outboxCtes(events: readonly NewEvent[]): SQL {
       insert into ${deliveries} (id, url, job_id, event_id, event_type, next_attempt_at)
       select n.id, n.url, n.job_id, n.event_id, n.type, now()
       from jsonb_to_recordset(${jsonParam(notify)}::jsonb) as n(id text, url text, job_id text, event_id text, type text)
+      ${only(sql`n.job_id`)}
     )`;
 }

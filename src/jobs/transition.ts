@@ -1,6 +1,6 @@
-import { asc, inArray, sql } from 'drizzle-orm';
+import { asc, inArray, type SQL, sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
-import { executeRows } from '../db/rows.js';
+import { executePreparedRows } from '../db/rows.js';
 import { jsonbSafe, jsonParam } from '../db/json.js';
 import { type EventRow, type JobRow, jobEvents, jobs } from '../db/schema.js';
 import { outboxCtes } from '../fanout/outbox.js';
@@ -41,8 +41,8 @@ export interface ObservationItem {
   opts?: ApplyOptions;
 }
 
-/** How a job's row changes: what `decide` allowed, worked out on the row as locked. */
-interface Change {
+/** How a job's row changes: what `decide` allowed, worked out on the row as it stands. */
+export interface Change {
   job: JobRow;
   /** Due time and lease cleared: nothing more to ask the provider (a final state other than expired). */
   clearSchedule: boolean;
@@ -78,24 +78,24 @@ function nextState(current: JobRow, obs: Observation, decision: Decision, opts: 
   return { job, clearSchedule, setResult, setError };
 }
 
+/** What applying observations does to jobs in a known state: worked out in memory, written by `writeCtes`. */
+export interface ObservationPlan {
+  /** One per item, in item order. */
+  results: TransitionResult[];
+  /** Each changed job as it ends up, with what its row update must set. */
+  changes: Map<string, Change>;
+  /** The events to append, in the order they happened. */
+  events: EventRow[];
+}
+
 /**
- * Applies observations to jobs inside the caller's transaction: the only place a job's status
- * changes. The jobs are locked (in id order, so concurrent batches cannot deadlock), `decide` rules
- * on each observation in turn (several for one job apply one after another), and every change is
- * written with one statement per table however many there are: the jobs, their `job.*` events with
- * the next per-job sequence, and the events' deliveries (the outbox). Duplicates and stale
- * observations change nothing.
+ * Rules on each item against `state` (the jobs as they are; updated in place as items apply, so
+ * several items for one job apply one after another). Pure: nothing is written.
  */
-export async function applyObservations(tx: Tx, items: readonly ObservationItem[]): Promise<TransitionResult[]> {
-  if (!items.length) return [];
-  const ids = [...new Set(items.map((i) => i.jobId))].sort();
-  const locked = await tx.select().from(jobs).where(inArray(jobs.id, ids)).orderBy(asc(jobs.id)).for('update');
-  const state = new Map(locked.map((j) => [j.id, j]));
+export function planObservations(state: Map<string, JobRow>, items: readonly ObservationItem[], now: Date): ObservationPlan {
   const changes = new Map<string, Change>();
-  const now = new Date();
   const results: TransitionResult[] = [];
   const events: EventRow[] = [];
-
   for (const { jobId, obs, opts } of items) {
     const current = state.get(jobId);
     if (!current) throw new JobNotFoundError(`job ${jobId} not found`);
@@ -119,7 +119,7 @@ export async function applyObservations(tx: Tx, items: readonly ObservationItem[
     state.set(jobId, next.job);
     let event: EventRow | null = null;
     if (decision.kind === 'advance') {
-      // `id` is filled in from the insert below; `commitSeq` is set only as the transaction commits.
+      // `id` is filled in from the insert; `commitSeq` is set only as the transaction commits.
       event = {
         id: 0,
         eventId: newId('evt'),
@@ -134,9 +134,35 @@ export async function applyObservations(tx: Tx, items: readonly ObservationItem[
     }
     results.push({ decision, job: next.job, event });
   }
-  if (!changes.size) return results;
+  return { results, changes, events };
+}
 
-  const rows = [...changes.values()].map(({ job, clearSchedule, setResult, setError }) => ({
+/** The lock that numbers events in commit order (see migration 0002); 726351001 serialises migrations. */
+const EVENT_ORDER_LOCK = 726_351_002;
+
+export interface WriteOptions {
+  /**
+   * Writes only the jobs this names (`job_id in (select id from locked)`), and their events and
+   * deliveries: for a statement that locked the jobs itself and may have found some changed.
+   */
+  onlyJobsIn?: SQL;
+  /**
+   * Numbers the events as they are inserted, after taking the event-order lock, instead of leaving
+   * that to the deferred trigger at commit. Only for a statement that commits right after (outside
+   * any transaction): the lock is then held until its commit is visible, as the trigger would hold it.
+   */
+  numberEvents?: boolean;
+}
+
+/**
+ * The CTEs (`changed`, `appended` returning the events' ids, and the outbox's) that write a plan in
+ * one statement, each table once however many jobs changed: data-modifying CTEs over JSON
+ * parameters, each run once and to completion, the deliveries' foreign keys checked at the end of the
+ * statement, when the events exist. Null when the plan changes nothing.
+ */
+export function writeCtes(plan: ObservationPlan, opts: WriteOptions = {}): SQL | null {
+  if (!plan.changes.size) return null;
+  const rows = [...plan.changes.values()].map(({ job, clearSchedule, setResult, setError }) => ({
     id: job.id,
     status: job.status,
     progress: job.progress,
@@ -150,11 +176,9 @@ export async function applyObservations(tx: Tx, items: readonly ObservationItem[
     event_seq: job.eventSeq,
     updated_at: job.updatedAt.toISOString(),
   }));
-  // One statement, one round trip: the jobs' update, their events and the events' deliveries as
-  // data-modifying CTEs over JSON parameters (each runs once and to completion, and the deliveries'
-  // foreign keys are checked at the end of the statement, when the events exist).
-  const newEvents = results.flatMap((r) => (r.event ? [{ job: r.job, event: r.event }] : []));
-  const eventRows = events.map((e) => ({
+  const newEvents = plan.results.flatMap((r) => (r.event ? [{ job: r.job, event: r.event }] : []));
+  const eventRows = plan.events.map((e, ord) => ({
+    ord,
     event_id: e.eventId,
     job_id: e.jobId,
     sequence: e.sequence,
@@ -162,10 +186,13 @@ export async function applyObservations(tx: Tx, items: readonly ObservationItem[
     data: e.data,
     created_at: e.createdAt.toISOString(),
   }));
-  const inserted = await executeRows<{ id: number | string; event_id: string }>(
-    tx,
-    sql`
-    with changed as (
+  const only = (column: SQL) => (opts.onlyJobsIn ? sql`and ${column} in ${opts.onlyJobsIn}` : sql``);
+  // The CASE takes the lock (the scalar subquery runs once, on first use) before the first nextval.
+  const commitSeq = opts.numberEvents
+    ? sql`case when (select true from (select pg_advisory_xact_lock(${sql.raw(String(EVENT_ORDER_LOCK))})) l) then nextval('job_events_commit_seq_seq') end`
+    : sql`null::bigint`;
+  return sql`
+    changed as (
       update ${jobs} set
         status = r.status,
         progress = r.progress,
@@ -180,20 +207,37 @@ export async function applyObservations(tx: Tx, items: readonly ObservationItem[
       from jsonb_to_recordset(${jsonParam(rows)}::jsonb)
         as r(id text, status text, progress int, result jsonb, error jsonb, set_result boolean, set_error boolean,
              clear_schedule boolean, submitted_at timestamptz, completed_at timestamptz, event_seq int, updated_at timestamptz)
-      where ${jobs.id} = r.id
+      where ${jobs.id} = r.id ${only(sql`r.id`)}
     ),
     appended as (
-      insert into ${jobEvents} (event_id, job_id, sequence, type, data, created_at)
-      select e.event_id, e.job_id, e.sequence, e.type, e.data, e.created_at
+      insert into ${jobEvents} (event_id, job_id, sequence, type, data, created_at, commit_seq)
+      select e.event_id, e.job_id, e.sequence, e.type, e.data, e.created_at, ${commitSeq}
       from jsonb_to_recordset(${jsonParam(eventRows)}::jsonb)
-        as e(event_id text, job_id text, sequence int, type text, data jsonb, created_at timestamptz)
+        as e(ord int, event_id text, job_id text, sequence int, type text, data jsonb, created_at timestamptz)
+      where true ${only(sql`e.job_id`)}
+      order by e.ord
       returning id, event_id
-    )${outboxCtes(newEvents)}
-    select id, event_id from appended`,
-  );
+    )${outboxCtes(newEvents, opts.onlyJobsIn)}`;
+}
+
+/**
+ * Applies observations to jobs inside the caller's transaction: the only place a job's status
+ * changes. The jobs are locked (in id order, so concurrent batches cannot deadlock), `decide` rules
+ * on each observation in turn (see `planObservations`), and every change is written with one
+ * statement (see `writeCtes`): the jobs, their `job.*` events with the next per-job sequence, and the
+ * events' deliveries (the outbox). Duplicates and stale observations change nothing.
+ */
+export async function applyObservations(tx: Tx, items: readonly ObservationItem[]): Promise<TransitionResult[]> {
+  if (!items.length) return [];
+  const ids = [...new Set(items.map((i) => i.jobId))].sort();
+  const locked = await tx.select().from(jobs).where(inArray(jobs.id, ids)).orderBy(asc(jobs.id)).for('update');
+  const plan = planObservations(new Map(locked.map((j) => [j.id, j])), items, new Date());
+  const ctes = writeCtes(plan);
+  if (!ctes) return plan.results;
+  const inserted = await executePreparedRows<{ id: number | string; event_id: string }>(tx, sql`with ${ctes} select id, event_id from appended`);
   const idOf = new Map(inserted.map((r) => [r.event_id, Number(r.id)]));
-  for (const e of events) e.id = idOf.get(e.eventId)!;
-  return results;
+  for (const e of plan.events) e.id = idOf.get(e.eventId)!;
+  return plan.results;
 }
 
 /** One observation for one job: `applyObservations` with a single item. */

@@ -39,7 +39,10 @@ class JobWaits {
   private sweep: NodeJS.Timeout | null = null;
 
   constructor(private readonly db: Db, notifier: Notifier) {
-    notifier.subscribe('relay_events', (jobId) => this.changed(jobId));
+    // The payload is the job ids one statement gave events, separated by spaces.
+    notifier.subscribe('relay_events', (jobIds) => {
+      for (const jobId of jobIds.split(' ')) this.changed(jobId);
+    });
     this.listening = notifier.listening('relay_events');
   }
 

@@ -1,26 +1,37 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ReceiptInput, ReceiptWriter } from '../../src/callbacks/store.js';
-import { callbackReceipts, type JobRow, jobs } from '../../src/db/schema.js';
+import { selectVersionedJobs, type VersionedJob } from '../../src/callbacks/job-loader.js';
+import { callbackReceipts, jobEvents, type JobRow, jobs } from '../../src/db/schema.js';
+import { readFeed } from '../../src/events/feed.js';
+import { applyObservation } from '../../src/jobs/transition.js';
 import { newId } from '../../src/ids.js';
 import { createTestDatabase, dbKind, type TestDatabase } from '../helpers/db.js';
 
-describe(`ReceiptWriter: callbacks share transactions under load (${dbKind})`, () => {
+// Unversioned inputs take the locking transaction; versioned ones (as the job loader reads them) the
+// one-statement write, falling back to the transaction for jobs that changed since they were read.
+describe.each([
+  { path: 'locking transaction', versioned: false },
+  { path: 'one statement', versioned: true },
+])(`ReceiptWriter: callbacks share writes under load, $path (${dbKind})`, ({ versioned }) => {
   let t: TestDatabase;
   beforeAll(async () => {
     t = await createTestDatabase();
   });
   afterAll(async () => t?.cleanup());
 
-  async function newJob(): Promise<JobRow> {
+  async function newJob(status: JobRow['status'] = 'processing'): Promise<VersionedJob> {
     const [job] = await t.database.db
       .insert(jobs)
-      .values({ id: newId('job'), provider: 'p', providerTaskId: newId('task'), status: 'processing' })
+      .values({ id: newId('job'), provider: 'p', providerTaskId: newId('task'), status })
       .returning();
-    return job!;
+    if (!versioned) return job!;
+    const [read] = await selectVersionedJobs(t.database.db, [job!.id]);
+    expect(read!.version).toMatch(/^\d+$/);
+    return read!;
   }
 
-  const input = (job: JobRow, over: Partial<ReceiptInput> = {}): ReceiptInput => ({
+  const input = (job: VersionedJob, over: Partial<ReceiptInput> = {}): ReceiptInput => ({
     provider: 'p',
     route: 'job',
     headers: {},
@@ -95,5 +106,40 @@ describe(`ReceiptWriter: callbacks share transactions under load (${dbKind})`, (
       const [row] = await t.database.db.select().from(jobs).where(eq(jobs.id, job.id));
       expect(row!.status).toBe('succeeded');
     }
+  });
+
+  it('a job changed after it was read is still ruled on as it is now: applied once, with the next sequence', async () => {
+    const job = await newJob('submitted');
+    // Meanwhile (say, a poll) the job moves on; the callback's copy of it is now out of date.
+    await t.database.db.transaction((tx) => applyObservation(tx, job.id, { status: 'processing', progress: 40 }));
+    const writer = new ReceiptWriter(t.database.db);
+    const [a, b] = await Promise.all([writer.store(input(job)), writer.store(input(job))]);
+    expect([a!.verdict, b!.verdict].sort()).toEqual(['applied', 'duplicate']);
+    const events = await t.database.db.select().from(jobEvents).where(eq(jobEvents.jobId, job.id)).orderBy(jobEvents.sequence);
+    expect(events.map((e) => `${e.sequence}:${e.type}`)).toEqual(['1:job.processing', '2:job.succeeded']);
+    const receipts = await t.database.db.select().from(callbackReceipts).where(eq(callbackReceipts.jobId, job.id));
+    expect(receipts.map((r) => r.verdict).sort()).toEqual(['applied', 'duplicate']);
+  });
+
+  it('events get their place in the feed in the order they happened, every one once', async () => {
+    const batch = await Promise.all(Array.from({ length: 30 }, () => newJob('submitted')));
+    const { events: before } = await readFeed(t.database.db, 0, 1_000_000);
+    const after = before.at(-1)?.commitSeq ?? 0;
+    const writer = new ReceiptWriter(t.database.db, 10);
+    // Two callbacks per job in one go: processing, then succeeded.
+    await Promise.all(
+      batch.flatMap((job) => [
+        writer.store(input(job, { observation: { status: 'processing', progress: 10 } })),
+        writer.store(input(job)),
+      ]),
+    );
+    const { events } = await readFeed(t.database.db, after, 1000);
+    expect(events).toHaveLength(60);
+    for (const job of batch) {
+      const mine = events.filter((e) => e.jobId === job.id);
+      expect(mine.map((e) => e.type)).toEqual(['job.processing', 'job.succeeded']);
+      expect(mine[0]!.commitSeq).toBeLessThan(mine[1]!.commitSeq);
+    }
+    expect(new Set(events.map((e) => e.commitSeq)).size).toBe(60);
   });
 });
