@@ -16,7 +16,7 @@ import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { jobCallbackToken } from '../src/callbacks/tokens.js';
 import { freePort } from '../src/http/free-port.js';
-import { type Child, cpuTicks, rssMiB, scratchDatabase, startChild, waitReady } from './lib.js';
+import { type Child, cpuTicks, postgresTicks, rssMiB, scratchDatabase, startChild, waitReady } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -40,6 +40,10 @@ interface Run {
   errors: number;
   rss: number;
   cpu: number;
+  /** PostgreSQL's CPU over the run, in cores. */
+  pgCpu: number;
+  /** This process's (autocannon's), in cores. */
+  loadCpu: number;
 }
 
 function body(i: number): string {
@@ -56,6 +60,8 @@ function body(i: number): string {
 async function load(base: string, pathFor: (i: number) => string, target: Child): Promise<Run> {
   let i = 0;
   const cpu0 = cpuTicks(target.proc.pid!);
+  const pg0 = postgresTicks();
+  const load0 = cpuTicks(process.pid);
   const started = Date.now();
   const result = await autocannon({
     url: base,
@@ -87,6 +93,8 @@ async function load(base: string, pathFor: (i: number) => string, target: Child)
     errors: result.errors + result.timeouts,
     rss: rssMiB(target.proc.pid!),
     cpu: (cpuTicks(target.proc.pid!) - cpu0) / 100 / seconds,
+    pgCpu: (postgresTicks() - pg0) / 100 / seconds,
+    loadCpu: (cpuTicks(process.pid) - load0) / 100 / seconds,
   };
 }
 
@@ -157,7 +165,7 @@ async function baselineRun(): Promise<Run> {
 
 const line = (name: string, r: Run) =>
   `  ${name.padEnd(34)} ${r.rps.toFixed(0).padStart(6)} req/s   p50 ${String(r.p50).padStart(3)} ms   p99 ${String(r.p99).padStart(3)} ms   ` +
-  `${r.ok} × 2xx, ${r.non2xx} other, ${r.errors} errors   RSS ${r.rss.toFixed(0)} MiB   CPU ${(r.cpu * 100).toFixed(0)}% of a core`;
+  `${r.ok} × 2xx, ${r.non2xx} other, ${r.errors} errors   RSS ${r.rss.toFixed(0)} MiB   CPU ${(r.cpu * 100).toFixed(0)}% of a core (PostgreSQL ${(r.pgCpu * 100).toFixed(0)}%, autocannon ${(r.loadCpu * 100).toFixed(0)}%)`;
 
 console.log(`callback ingest: ${CONNECTIONS} connections for ${DURATION} s, each request a valid callback for a distinct job`);
 const baseline = process.env.SKIP_BASELINE ? null : await baselineRun();

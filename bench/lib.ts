@@ -1,6 +1,6 @@
 /** Pieces the benchmarks share: scratch databases, child processes, percentiles. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import postgres from 'postgres';
 
 export function percentile(sorted: number[], p: number): number {
@@ -12,6 +12,31 @@ export function percentile(sorted: number[], p: number): number {
 export function cpuTicks(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return Number(fields[11]) + Number(fields[12]);
+}
+
+/**
+ * CPU ticks used by every PostgreSQL process on this machine so far: the live ones, plus what the
+ * postmaster has collected from backends that exited. Differences of two readings are the server's
+ * share of a run (the machine's other servers sit idle during benches).
+ */
+export function postgresTicks(): number {
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const open = stat.indexOf('(');
+    const close = stat.lastIndexOf(')');
+    if (stat.slice(open + 1, close) !== 'postgres') continue;
+    const f = stat.slice(close + 2).split(' ');
+    // utime, stime, and cutime + cstime (children reaped by this process: the postmaster's backends).
+    total += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  }
+  return total;
 }
 
 export function rssMiB(pid: number): number {
