@@ -2,7 +2,7 @@ import { and, asc, desc, eq, inArray, lt, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { toPage } from '../db/rows.js';
 import type { Notifier } from '../db/notify.js';
-import { type DeliveryRow, type DeliveryStatus, deliveries, deliveryAttempts, subscriptions } from '../db/schema.js';
+import { type DeliveryRow, type DeliveryStatus, deliveries, deliveryAttempts, jobEvents, subscriptions } from '../db/schema.js';
 import { AppError } from '../errors.js';
 
 export interface DeliveryFilters {
@@ -47,6 +47,12 @@ export async function getDelivery(db: Db, id: string) {
  */
 export async function retryDelivery(ctx: { db: Db; notifier: Notifier }, id: string): Promise<DeliveryRow> {
   const row = await ctx.db.transaction(async (tx) => {
+    // The event's row first, then the delivery's (the order retention's delete takes them in): an
+    // event retention is deleting makes this wait and then find the delivery gone (404), and one
+    // this holds is skipped by retention, whose next pass sees the delivery pending and keeps it.
+    const [ref] = await tx.select({ eventId: deliveries.eventId }).from(deliveries).where(eq(deliveries.id, id));
+    if (!ref) throw new AppError('not_found', `delivery ${id} not found`);
+    await tx.select({ id: jobEvents.id }).from(jobEvents).where(eq(jobEvents.eventId, ref.eventId)).for('key share');
     const [current] = await tx.select().from(deliveries).where(eq(deliveries.id, id)).for('update');
     if (!current) throw new AppError('not_found', `delivery ${id} not found`);
     if (current.leaseUntil && current.leaseUntil.getTime() > Date.now()) {

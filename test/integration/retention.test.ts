@@ -1,8 +1,9 @@
-import { sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseFileConfig } from '../../src/config.js';
 import { callbackReceipts, deliveries, deliveryAttempts, jobEvents, jobs } from '../../src/db/schema.js';
 import { newId } from '../../src/ids.js';
+import { retryDelivery } from '../../src/fanout/deliveries.js';
 import { pruneOnce } from '../../src/ops/retention.js';
 import { createTestDatabase, dbKind, type TestDatabase } from '../helpers/db.js';
 
@@ -68,6 +69,35 @@ describe(`retention (${dbKind})`, () => {
     });
     const forever = await pruneOnce(t.database.db, { receipts_days: null, deliveries_days: null, events_days: null });
     expect(forever).toEqual({ receipts: 0, attempts: 0, deliveries: 0, events: 0 });
+  });
+
+  // Two connections at once: PostgreSQL only.
+  it.skipIf(dbKind !== 'postgres')('a manual retry racing retention either keeps its delivery or finds it gone, never both', async () => {
+    const config = parseFileConfig('{}', {}).retention;
+    const notifier = { notify() {}, subscribe: () => () => {}, listening: async () => {}, close: async () => {} };
+    // Retention first: it holds the event (as its delete does) while a retry comes in.
+    const jobA = await job('succeeded');
+    const eventA = await event(jobA, 1, 100);
+    const dlvA = await delivery(jobA, eventA, 'delivered', 40);
+    let retried: Promise<unknown> | null = null;
+    await t.database.db.transaction(async (tx) => {
+      await tx.execute(sql`select id from job_events where event_id = ${eventA} for update`);
+      retried = retryDelivery({ db: t.database.db, notifier }, dlvA).then(
+        () => 'retried',
+        (err: Error) => err.message,
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      await tx.execute(sql`delete from job_events where event_id = ${eventA}`);
+    });
+    expect(await retried).toMatch(/not found/);
+    // The retry first: retention passes over the event, and the delivery, pending again, keeps it.
+    const jobB = await job('succeeded');
+    const eventB = await event(jobB, 1, 100);
+    const dlvB = await delivery(jobB, eventB, 'delivered', 40);
+    await retryDelivery({ db: t.database.db, notifier }, dlvB);
+    await pruneOnce(t.database.db, { ...config, deliveries_days: null }, { pauseMs: 0 });
+    const [kept] = await t.database.db.select().from(deliveries).where(eq(deliveries.id, dlvB));
+    expect(kept?.status).toBe('pending');
   });
 
   it('the retention settings are validated', () => {
