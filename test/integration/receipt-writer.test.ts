@@ -125,7 +125,9 @@ describe.each([
     const batch = await Promise.all(Array.from({ length: 30 }, () => newJob('submitted')));
     const { events: before } = await readFeed(t.database.db, 0, 1_000_000);
     const after = before.at(-1)?.commitSeq ?? 0;
-    const writer = new ReceiptWriter(t.database.db, 10);
+    // One write at a time, so a job's two callbacks land in order, in one batch or two in a row
+    // (with writes side by side a later batch may commit first, and then `processing` is stale).
+    const writer = new ReceiptWriter(t.database.db, 10, 1);
     // Two callbacks per job in one go: processing, then succeeded.
     await Promise.all(
       batch.flatMap((job) => [
