@@ -6,7 +6,9 @@
  * answered 200 was stored and applied exactly once. Baseline in the same run: a minimal Hono handler
  * doing one INSERT of the raw body per request with postgres.js (bench/ingest-baseline.ts).
  *
- *   npm run bench:ingest -- [--connections 64] [--duration 10] [--jobs 150000]
+ * Both servers first take the same load for --warmup seconds (not counted; see warmUp).
+ *
+ *   npm run bench:ingest -- [--connections 64] [--duration 10] [--warmup 3] [--jobs 150000]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,12 +24,25 @@ const { values } = parseArgs({
   options: {
     connections: { type: 'string', default: '64' },
     duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '3' },
     jobs: { type: 'string', default: '150000' },
     'database-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
   },
 });
 const CONNECTIONS = Number(values.connections);
 const DURATION = Number(values.duration);
+const WARMUP = Number(values.warmup);
+
+/**
+ * The same load for `WARMUP` seconds first, on jobs of its own, not counted: V8 is still compiling
+ * the hot paths in a process's first seconds (in a cold 10 s run, perf put about a sixth of the
+ * relay's CPU in the optimizing compiler), which a relay that runs for days pays once. Both
+ * servers get it.
+ */
+async function warmUp(base: string, pathFor: (i: number) => string, target: Child): Promise<number> {
+  used = 0;
+  return WARMUP > 0 ? (await load(base, pathFor, target, WARMUP)).ok : 0;
+}
 const JOBS = Number(values.jobs);
 const SECRET = 'bench-server-secret-0123456789';
 
@@ -57,8 +72,11 @@ function body(i: number): string {
   });
 }
 
-async function load(base: string, pathFor: (i: number) => string, target: Child): Promise<Run> {
-  let i = 0;
+/** Job numbers already used by an earlier load against the same server (the warm-up). */
+let used = 0;
+
+async function load(base: string, pathFor: (i: number) => string, target: Child, duration = DURATION): Promise<Run> {
+  let i = used;
   const cpu0 = cpuTicks(target.proc.pid!);
   const pg0 = postgresTicks();
   const load0 = cpuTicks(process.pid);
@@ -66,7 +84,7 @@ async function load(base: string, pathFor: (i: number) => string, target: Child)
   const result = await autocannon({
     url: base,
     connections: CONNECTIONS,
-    duration: DURATION,
+    duration,
     requests: [
       {
         method: 'POST',
@@ -84,6 +102,7 @@ async function load(base: string, pathFor: (i: number) => string, target: Child)
     ],
   });
   const seconds = (Date.now() - started) / 1000;
+  used = i;
   return {
     rps: result.requests.average,
     p50: result.latency.p50,
@@ -127,9 +146,10 @@ async function relayRun(): Promise<Run & { applied: number; receipts: number }> 
               select 'job_' || g, 'veo', 'task_' || g, 'processing', now() from generate_series(1, ${JOBS}) g`;
     await sql`analyze jobs`;
     const paths = (i: number) => `/callbacks/veo/job_${i}/${jobCallbackToken(SECRET, 'veo', `job_${i}`)}`;
+    const warmOk = await warmUp(base, paths, relay);
     const run = await load(base, paths, relay);
     // Requests still in flight when the run ends may be stored after autocannon stopped counting,
-    // so at least every 200 must be applied, and no job twice.
+    // so at least every 200 (warm-up included) must be applied, and no job twice.
     const [counts] = await sql`select
       (select count(*)::int from callback_receipts where verdict = 'applied') as applied,
       (select count(*)::int from callback_receipts) as receipts,
@@ -137,8 +157,8 @@ async function relayRun(): Promise<Run & { applied: number; receipts: number }> 
       (select count(*)::int from job_events where type = 'job.succeeded') as events,
       (select count(*)::int from (select job_id from callback_receipts group by job_id having count(*) > 1) d) as twice`;
     const c = counts!;
-    if (c.applied < run.ok || c.succeeded !== c.applied || c.events !== c.applied || c.twice > 0) {
-      throw new Error(`answered 200: ${run.ok}; applied receipts ${c.applied}, succeeded jobs ${c.succeeded}, events ${c.events}, jobs with two receipts ${c.twice}`);
+    if (c.applied < warmOk + run.ok || c.succeeded !== c.applied || c.events !== c.applied || c.twice > 0) {
+      throw new Error(`answered 200: ${warmOk} + ${run.ok}; applied receipts ${c.applied}, succeeded jobs ${c.succeeded}, events ${c.events}, jobs with two receipts ${c.twice}`);
     }
     return { ...run, applied: counts!.applied, receipts: counts!.receipts };
   } finally {
@@ -156,7 +176,9 @@ async function baselineRun(): Promise<Run> {
   const server = startChild(process.execPath, ['--import', 'tsx', 'bench/ingest-baseline.ts'], { DATABASE_URL: scratch.url, PORT: String(port) });
   try {
     await waitReady(`${base}/healthz`, server);
-    return await load(base, (i) => `/callbacks/veo/job_${i}/token`, server);
+    const path = (i: number) => `/callbacks/veo/job_${i}/token`;
+    await warmUp(base, path, server);
+    return await load(base, path, server);
   } finally {
     await server.stop();
     await scratch.drop();
@@ -167,7 +189,7 @@ const line = (name: string, r: Run) =>
   `  ${name.padEnd(34)} ${r.rps.toFixed(0).padStart(6)} req/s   p50 ${String(r.p50).padStart(3)} ms   p99 ${String(r.p99).padStart(3)} ms   ` +
   `${r.ok} × 2xx, ${r.non2xx} other, ${r.errors} errors   RSS ${r.rss.toFixed(0)} MiB   CPU ${(r.cpu * 100).toFixed(0)}% of a core (PostgreSQL ${(r.pgCpu * 100).toFixed(0)}%, autocannon ${(r.loadCpu * 100).toFixed(0)}%)`;
 
-console.log(`callback ingest: ${CONNECTIONS} connections for ${DURATION} s, each request a valid callback for a distinct job`);
+console.log(`callback ingest: ${CONNECTIONS} connections for ${DURATION} s after ${WARMUP} s of warm-up, each request a valid callback for a distinct job`);
 const baseline = process.env.SKIP_BASELINE ? null : await baselineRun();
 if (baseline) console.log(line('baseline (Hono + one INSERT)', baseline));
 const relay = await relayRun();
