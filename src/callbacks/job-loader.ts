@@ -36,10 +36,16 @@ interface Waiting {
  * are in flight are answered together by the next (`where id = any(…)`). At a trickle each lookup runs at
  * once, alone; under load one query serves dozens of callbacks. The same grouping as ReceiptWriter.
  */
+/** Reads jobs by id, with their versions, through one prepared statement. */
+export function jobReader(db: Db): (ids: readonly string[]) => Promise<VersionedJob[]> {
+  const query = preparedLoad(db);
+  return (ids) => query.execute({ ids: JSON.stringify(ids) });
+}
+
 export class JobLoader {
   private queue: Waiting[] = [];
   private loading = 0;
-  private readonly query: ReturnType<typeof preparedLoad>;
+  private readonly read: ReturnType<typeof jobReader>;
 
   /**
    * Up to `concurrency` reads in flight: a lookup that arrives while one is out waits for at most
@@ -50,7 +56,7 @@ export class JobLoader {
     private readonly maxBatch = 500,
     private readonly concurrency = 2,
   ) {
-    this.query = preparedLoad(db);
+    this.read = jobReader(db);
   }
 
   load(id: string): Promise<VersionedJob | undefined> {
@@ -66,7 +72,7 @@ export class JobLoader {
       while (this.queue.length) {
         const batch = this.queue.splice(0, this.maxBatch);
         try {
-          const rows: VersionedJob[] = await this.query.execute({ ids: JSON.stringify([...new Set(batch.map((w) => w.id))]) });
+          const rows = await this.read([...new Set(batch.map((w) => w.id))]);
           const byId = new Map(rows.map((r) => [r.id, r]));
           for (const w of batch) w.resolve(byId.get(w.id));
         } catch (err) {

@@ -19,7 +19,7 @@ import {
 import { isJsonContentType, MAX_CALLBACK_BYTES, parseJsonObject } from './body.js';
 import type { RejectedVerdict, RejectionRecorder } from './rejections.js';
 import { type JobLoader, type VersionedJob, versionedColumns } from './job-loader.js';
-import type { ReceiptWriter } from './store.js';
+import type { ReceiptInput, ReceiptWriter, StoredOutcome } from './store.js';
 import { jobCallbackToken, providerCallbackToken, secretsEqual } from './tokens.js';
 
 export interface CallbackContext {
@@ -169,32 +169,52 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
 
     const badTaskId = parsed.taskId ? unstorable(parsed.taskId) : null;
     if (badTaskId) reject('malformed', 'invalid_request', `task id ${badTaskId}`);
-    const job = await withDatabaseDeadline(findJob(ctx, cb, parsed.taskId), DB_DEADLINE_MS, 'finding the job');
-    if (!job) reject('unknown_job', 'not_found', cb.jobId ? `job ${cb.jobId} not found` : `no tracked job for task ${parsed.taskId}`);
-    if (parsed.taskId && job.providerTaskId && parsed.taskId !== job.providerTaskId) {
-      reject('malformed', 'invalid_request', `callback is about task ${parsed.taskId}, but this job tracks ${job.providerTaskId}`);
-    }
-
-    // A callback can beat the submit answer: its job then has no task id yet, and the callback's
-    // (its per-job token proves where it came from) is the one to use and keep.
-    const taskId = job.providerTaskId ?? parsed.taskId;
-    if (!taskId) reject('malformed', 'invalid_request', 'callback names no task id');
-    const { observation, verdictOverride, reason } = await confirm(adapter, job, taskId, parsed, ctx.log);
-    const outcome = await ctx.receipts.store({
+    // The job as read: refused when there is none, or when it tracks another task; otherwise the
+    // task the callback is about. A callback can beat the submit answer: its job then has no task
+    // id yet, and the callback's (its per-job token proves where it came from) is the one to keep.
+    const checked = (job: VersionedJob | undefined) => {
+      if (!job || (cb.jobId && job.provider !== cb.provider)) {
+        reject('unknown_job', 'not_found', cb.jobId ? `job ${cb.jobId} not found` : `no tracked job for task ${parsed.taskId}`);
+      }
+      if (parsed.taskId && job.providerTaskId && parsed.taskId !== job.providerTaskId) {
+        reject('malformed', 'invalid_request', `callback is about task ${parsed.taskId}, but this job tracks ${job.providerTaskId}`);
+      }
+      const taskId = job.providerTaskId ?? parsed.taskId;
+      if (!taskId) reject('malformed', 'invalid_request', 'callback names no task id');
+      return { job, taskId };
+    };
+    const inputFor = (job: VersionedJob, taskId: string, confirmed: Confirmed): ReceiptInput => ({
       provider: cb.provider,
       route,
       headers: storedHeaders(cb.headers, headers),
       raw,
       sourceAddress: cb.sourceAddress,
       job,
-      observation,
-      verdictOverride,
-      reason,
+      ...confirmed,
       deliveryId,
       learnedTaskId: job.providerTaskId ? null : taskId,
       taskId,
       contentUrl: relayContentUrl(adapter, ctx.publicBaseUrl, job.id),
-    }, DB_DEADLINE_MS);
+    });
+    let outcome: StoredOutcome;
+    if (cb.jobId && !mayNeedFetch(adapter, parsed)) {
+      // The common case: nothing to ask the provider whatever the job's state, so the writer reads
+      // the job itself, in the batch it writes (one read per batch, no separate wait for it).
+      const jobId = cb.jobId;
+      outcome = await ctx.receipts.store(
+        {
+          jobId,
+          complete: (read) => {
+            const { job, taskId } = checked(read);
+            return inputFor(job, taskId, confirmed(parsed.observation));
+          },
+        },
+        DB_DEADLINE_MS,
+      );
+    } else {
+      const { job, taskId } = checked(await withDatabaseDeadline(findJob(ctx, cb, parsed.taskId), DB_DEADLINE_MS, 'finding the job'));
+      outcome = await ctx.receipts.store(inputFor(job, taskId, await confirm(adapter, job, taskId, parsed, ctx.log)), DB_DEADLINE_MS);
+    }
     counted(outcome.verdict, 'stored');
     // The job, as locked, tracks another task (its submit answer came meanwhile): stored, refused.
     if (outcome.verdict === 'malformed') throw new AppError('invalid_request', outcome.reason ?? 'callback is about another task');
@@ -258,6 +278,20 @@ interface Confirmed {
  * If the provider cannot be asked, the callback is stored as `unverifiable` and answered 503 so the
  * provider retries.
  */
+/** What is applied for a callback that needs no fetch: its claim, or nothing for a status the relay does not act on. */
+function confirmed(claimed: Observation | null): Confirmed {
+  return claimed ? { observation: claimed } : { observation: null, verdictOverride: 'ignored', reason: 'status the relay does not act on' };
+}
+
+/**
+ * Whether `confirm` might ask the provider, whatever state the job is in: a thin callback, or an
+ * unsigned terminal claim with verify_by_fetch on (asked about only when it would move the job).
+ */
+function mayNeedFetch(adapter: ProviderAdapter, parsed: ParsedCallback): boolean {
+  const claimed = parsed.observation;
+  return parsed.thin || (claimed !== null && !adapter.signedCallbacks && adapter.config.verify_by_fetch && isTerminal(claimed.status));
+}
+
 async function confirm(
   adapter: ProviderAdapter,
   job: JobRow,
@@ -274,9 +308,7 @@ async function confirm(
       isTerminal(claimed.status) &&
       // A claim that could not move the job (a duplicate, a stale one) needs no confirming.
       decide(job, claimed).kind === 'advance');
-  if (!mustFetch) {
-    return claimed ? { observation: claimed } : { observation: null, verdictOverride: 'ignored', reason: 'status the relay does not act on' };
-  }
+  if (!mustFetch) return confirmed(claimed);
   let fetched: Observation | null;
   try {
     fetched = await adapter.fetchStatus(taskId);

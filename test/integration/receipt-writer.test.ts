@@ -144,4 +144,32 @@ describe.each([
     }
     expect(new Set(events.map((e) => e.commitSeq)).size).toBe(60);
   });
+
+  it('reads the jobs of callbacks handed over unread, in the batch; one refused by its check fails alone', async () => {
+    const jobs3 = await Promise.all([newJob(), newJob(), newJob()]);
+    const writer = new ReceiptWriter(t.database.db);
+    const seen: (string | undefined)[] = [];
+    const unread = (id: string) => ({
+      jobId: id,
+      complete: (read: VersionedJob | undefined) => {
+        seen.push(read?.version);
+        if (!read) throw new Error(`job ${id} not found`);
+        return input(read);
+      },
+    });
+    const results = await Promise.allSettled([
+      writer.store(unread(jobs3[0]!.id)),
+      writer.store(unread('job_missing')),
+      writer.store(input(jobs3[1]!)),
+      writer.store(unread(jobs3[2]!.id)),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason.message).toMatch(/job_missing not found/);
+    // The jobs came with their row versions, so they could take the one-statement write.
+    expect(seen.filter((v) => v !== undefined).every((v) => /^\d+$/.test(v!))).toBe(true);
+    for (const job of jobs3) {
+      const [row] = await t.database.db.select().from(jobs).where(eq(jobs.id, job.id));
+      expect(row!.status).toBe('succeeded');
+    }
+  });
 });
