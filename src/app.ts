@@ -1,6 +1,5 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
-import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import { registerDocsRoutes } from './api/docs.js';
 import { registerDeliveryRoutes } from './api/deliveries.js';
@@ -10,12 +9,10 @@ import { registerJobRoutes } from './api/jobs.js';
 import { registerKeyRoutes } from './api/keys.js';
 import { registerProviderRoutes } from './api/providers.js';
 import { registerSubscriptionRoutes } from './api/subscriptions.js';
-import { RejectionRecorder } from './callbacks/rejections.js';
+import { type CallbackServices, createCallbackServices } from './callbacks/listener.js';
 import { registerCallbackRoutes } from './callbacks/routes.js';
-import { JobLoader } from './callbacks/job-loader.js';
-import { ReceiptWriter } from './callbacks/store.js';
 import type { AppEnv, Deps } from './context.js';
-import { AppError, errorBody, type ErrorCode, isDatabaseUnavailable } from './errors.js';
+import { AppError, errorBody, toAppError } from './errors.js';
 import { registerHealthRoutes } from './ops/health.js';
 import { redactPath } from './ops/logger.js';
 import { httpMetrics, registerMetricsRoute } from './ops/metrics-route.js';
@@ -23,31 +20,11 @@ import { refuseUnstorableInput } from './http/input-guard.js';
 
 const API_BODY_LIMIT = 256 * 1024;
 
-const codeForStatus: Record<number, ErrorCode> = {
-  400: 'invalid_request',
-  401: 'unauthorized',
-  403: 'forbidden',
-  404: 'not_found',
-  409: 'conflict',
-  413: 'payload_too_large',
-  415: 'unsupported_media_type',
-  429: 'rate_limited',
-  503: 'unavailable',
-};
-
-/** Turns anything thrown into the one error shape; database outages become 503, unknown errors 500. */
-function toAppError(err: unknown): AppError {
-  if (err instanceof AppError) return err;
-  if (err instanceof HTTPException) {
-    return new AppError(codeForStatus[err.status] ?? 'internal', err.message || 'request failed');
-  }
-  if (isDatabaseUnavailable(err)) return new AppError('unavailable', 'the database is unavailable; retry later');
-  return new AppError('internal', 'internal error');
-}
-
 export interface AppOptions {
   /** Whether migrations have been applied, for /readyz. */
   isMigrated?: () => boolean;
+  /** The callback path's shared parts, when the server also serves callbacks directly (server.ts). */
+  callbacks?: CallbackServices;
 }
 
 /** The HTTP application: every route, the auth, the error mapping. No listening, no workers. */
@@ -63,9 +40,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}) {
       return c.json(errorBody(new AppError('invalid_request', summary, details), c.var.requestId), 400);
     },
   });
-  const rejections = new RejectionRecorder(deps.db, deps.log);
-  const receipts = new ReceiptWriter(deps.db);
-  const jobLoader = new JobLoader(deps.db);
+  const { rejections, receipts, jobs: jobLoader } = opts.callbacks ?? createCallbackServices(deps);
 
   app.use(requestId({ limitLength: 64 }));
   app.use(async (c, next) => {

@@ -1,3 +1,4 @@
+import { HTTPException } from 'hono/http-exception';
 import { z } from '@hono/zod-openapi';
 
 export const errorStatus = {
@@ -103,4 +104,26 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     e = (e as { cause?: unknown }).cause;
   }
   return false;
+}
+
+const codeForStatus: Record<number, ErrorCode> = {
+  400: 'invalid_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  409: 'conflict',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
+  503: 'unavailable',
+};
+
+/** Turns anything thrown into the one error shape; database outages become 503, unknown errors 500. */
+export function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  if (err instanceof HTTPException) {
+    return new AppError(codeForStatus[err.status] ?? 'internal', err.message || 'request failed');
+  }
+  if (isDatabaseUnavailable(err)) return new AppError('unavailable', 'the database is unavailable; retry later');
+  return new AppError('internal', 'internal error');
 }

@@ -1,6 +1,8 @@
 import { setMaxListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
+import { createServer } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
+import { callbackListener, createCallbackServices } from './callbacks/listener.js';
 import { createApp } from './app.js';
 import { ensureBootstrapKey } from './auth/keys.js';
 import { type Config, retentionOf } from './config.js';
@@ -43,8 +45,14 @@ export async function startRelay(config: Config, log: Logger): Promise<RunningRe
     setMaxListeners(0, closing.signal);
     const deps: Deps = { config, database, db: database.db, providers, secret, log, metrics, closing: closing.signal };
 
-    const app = createApp(deps);
-    const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host });
+    const callbacks = createCallbackServices(deps);
+    const app = createApp(deps, { callbacks });
+    const direct = callbackListener(deps, callbacks);
+    const viaApp = getRequestListener(app.fetch);
+    const server = createServer((req, res) => {
+      if (!direct(req, res)) void viaApp(req, res);
+    });
+    server.listen(config.port, config.host);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
       server.once('error', reject);
@@ -83,7 +91,7 @@ export async function startRelay(config: Config, log: Logger): Promise<RunningRe
         closing.abort();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         // Idle keep-alive connections would hold close() open; requests in flight finish first.
-        (server as import('node:http').Server).closeIdleConnections();
+        server.closeIdleConnections();
         await Promise.all([closed, submitWorker.stop(), pollWorker.stop(), deliveryWorker.stop(), retention.stop()]);
         await database.close();
       },

@@ -4,10 +4,9 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../context.js';
 import { errorResponse } from '../api/openapi.js';
 import type { IncomingMessage } from 'node:http';
-import { AppError } from '../errors.js';
-import { BodyTooLargeError, readIncomingExactly } from '../http/limits.js';
 import { MAX_CALLBACK_BYTES, readBodyLimited } from './body.js';
-import { type HeaderSource, type IncomingCallback, receiveCallback, type CallbackContext } from './receive.js';
+import { declaredCallbackLength, nodeHeaders, readDeclaredBody } from './listener.js';
+import { type IncomingCallback, receiveCallback, type CallbackContext } from './receive.js';
 
 const Accepted = z
   .object({ ok: z.literal(true), verdict: z.string(), job_id: z.string(), status: z.string() })
@@ -60,43 +59,17 @@ function sourceAddress(c: Context<AppEnv>): string | null {
   }
 }
 
-/** Node's own request headers (lower-case names; repeated ones joined as fetch would). */
-function nodeHeaders(incoming: IncomingMessage): HeaderSource {
-  const value = (v: string | string[] | undefined) => (v === undefined ? null : Array.isArray(v) ? v.join(', ') : v);
-  return {
-    get: (name) => value(incoming.headers[name.toLowerCase()]),
-    forEach(fn) {
-      for (const [name, v] of Object.entries(incoming.headers)) {
-        const joined = value(v);
-        if (joined !== null) fn(joined, name);
-      }
-    },
-  };
-}
-
 /**
  * Where the callback's headers and bytes come from. Served by @hono/node-server with a declared
  * length within the limit (what providers send), straight from Node's request — no fetch Request
- * with its web stream and abort signal is built, which is a good part of a callback's cost. Any
- * other case (chunked, too long, in-process tests) goes through the fetch Request.
+ * with its web stream and abort signal is built. Any other case (chunked, too long, in-process
+ * tests) goes through the fetch Request. (The running server serves most callbacks before they
+ * reach the app at all: see listener.ts.)
  */
 function callbackSource(c: Context<AppEnv>): Pick<IncomingCallback, 'headers' | 'readBody'> {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  const declared = incoming?.headers['content-length'];
-  const length = declared !== undefined && /^\d{1,9}$/.test(declared) ? Number(declared) : null;
-  if (incoming && length !== null && length <= MAX_CALLBACK_BYTES && !incoming.readableDidRead) {
-    return {
-      headers: nodeHeaders(incoming),
-      readBody: async () => {
-        try {
-          return await readIncomingExactly(incoming, length);
-        } catch (err) {
-          if (err instanceof BodyTooLargeError) throw new AppError('payload_too_large', err.message);
-          throw err;
-        }
-      },
-    };
-  }
+  const length = incoming ? declaredCallbackLength(incoming) : null;
+  if (incoming && length !== null) return { headers: nodeHeaders(incoming), readBody: readDeclaredBody(incoming, length) };
   return { headers: c.req.raw.headers, readBody: (limit) => readBodyLimited(c.req.raw, limit) };
 }
 
