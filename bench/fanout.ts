@@ -13,14 +13,10 @@
  *
  *   npm run bench:fanout -- [--deliveries 20000] [--subs 1,10,100] [--rate 200] [--seconds 10] [--concurrency 32]
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import { jobCallbackUrl } from '../src/callbacks/tokens.js';
-import { freePort } from '../src/http/free-port.js';
-import { type Child, cpuTicks, now, percentile, rssMiB, scratchDatabase, startChild, waitReady } from './lib.js';
+import { type Child, cpuTicks, now, percentile, rssMiB, scratchDatabase, startChild, startRelayProcess } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -71,24 +67,12 @@ async function waitForCount(sink: Sink, n: number, timeoutMs = 300_000): Promise
 }
 
 async function startRelay(dbUrl: string, providers: Record<string, unknown> = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'relay-fanout-bench-'));
-  const configPath = join(dir, 'relay.json');
-  writeFileSync(configPath, JSON.stringify({ providers, delivery: { allow_private_targets: true } }));
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  // RELAY_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the relay.
-  const nodeArgs = process.env.RELAY_NODE_ARGS ? process.env.RELAY_NODE_ARGS.split(' ') : [];
-  const child = startChild(process.execPath, [...nodeArgs, 'dist/main.js'], {
-    DATABASE_URL: dbUrl,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    PUBLIC_BASE_URL: base,
-    RELAY_CONFIG: configPath,
-    RELAY_ADMIN_KEY: ADMIN_KEY,
-    RELAY_SECRET: SECRET,
-    LOG_LEVEL: 'warn',
+  const { child, base, stop } = await startRelayProcess({
+    databaseUrl: dbUrl,
+    config: { providers, delivery: { allow_private_targets: true } },
+    secret: SECRET,
+    adminKey: ADMIN_KEY,
   });
-  await waitReady(`${base}/readyz`, child);
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${base}${path}`, {
       method,
@@ -102,10 +86,7 @@ async function startRelay(dbUrl: string, providers: Record<string, unknown> = {}
     child,
     base,
     api,
-    async stop() {
-      await child.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop,
   };
 }
 

@@ -10,15 +10,12 @@
  *
  *   npm run bench:ingest -- [--connections 64] [--duration 10] [--warmup 3] [--jobs 150000]
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import postgres from 'postgres';
 import { jobCallbackToken } from '../src/callbacks/tokens.js';
 import { freePort } from '../src/http/free-port.js';
-import { type Child, cpuTicks, postgresTicks, rssMiB, scratchDatabase, startChild, waitReady } from './lib.js';
+import { type Child, cpuTicks, postgresTicks, rssMiB, scratchDatabase, startChild, startRelayProcess, waitReady } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -119,29 +116,14 @@ async function load(base: string, pathFor: (i: number) => string, target: Child,
 
 async function relayRun(): Promise<Run & { applied: number; receipts: number }> {
   const scratch = await scratchDatabase(values['database-url']!);
-  const dir = mkdtempSync(join(tmpdir(), 'relay-ingest-'));
-  const configPath = join(dir, 'relay.json');
-  writeFileSync(
-    configPath,
-    JSON.stringify({ providers: { veo: { kind: 'aivideoapi', base_url: 'http://127.0.0.1:9', api_key: 'k', verify_by_fetch: false } } }),
-  );
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  // RELAY_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the relay.
-  const nodeArgs = process.env.RELAY_NODE_ARGS ? process.env.RELAY_NODE_ARGS.split(' ') : [];
-  const relay = startChild(process.execPath, [...nodeArgs, 'dist/main.js'], {
-    DATABASE_URL: scratch.url,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    PUBLIC_BASE_URL: base,
-    RELAY_CONFIG: configPath,
-    RELAY_SECRET: SECRET,
-    RELAY_ADMIN_KEY: 'bench-admin-key-0123456789',
-    LOG_LEVEL: 'warn',
+  const { child: relay, base, stop } = await startRelayProcess({
+    databaseUrl: scratch.url,
+    config: { providers: { veo: { kind: 'aivideoapi', base_url: 'http://127.0.0.1:9', api_key: 'k', verify_by_fetch: false } } },
+    secret: SECRET,
+    adminKey: 'bench-admin-key-0123456789',
   });
   const sql = postgres(scratch.url, { max: 2, onnotice: () => {} });
   try {
-    await waitReady(`${base}/readyz`, relay);
     await sql`insert into jobs (id, provider, provider_task_id, status, submitted_at)
               select 'job_' || g, 'veo', 'task_' || g, 'processing', now() from generate_series(1, ${JOBS}) g`;
     await sql`analyze jobs`;
@@ -163,8 +145,7 @@ async function relayRun(): Promise<Run & { applied: number; receipts: number }> 
     return { ...run, applied: counts!.applied, receipts: counts!.receipts };
   } finally {
     await sql.end();
-    await relay.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await stop();
     await scratch.drop();
   }
 }

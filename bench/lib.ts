@@ -1,6 +1,9 @@
 /** Pieces the benchmarks share: scratch databases, child processes, percentiles. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../src/http/free-port.js';
 import postgres from 'postgres';
 
 export function percentile(sorted: number[], p: number): number {
@@ -111,3 +114,50 @@ export async function waitReady(url: string, child: Child, timeoutMs = 30_000): 
 }
 
 export const now = () => performance.timeOrigin + performance.now();
+
+export interface RelayProcess {
+  child: Child;
+  base: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The built relay (`node dist/main.js`) as its own process on `databaseUrl`, with `config` as its
+ * config file, ready when this resolves. RELAY_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")
+ * is passed to node, to profile it.
+ */
+export async function startRelayProcess(opts: {
+  databaseUrl: string;
+  config: unknown;
+  secret: string;
+  adminKey: string;
+}): Promise<RelayProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'relay-bench-'));
+  const configPath = join(dir, 'relay.json');
+  writeFileSync(configPath, JSON.stringify(opts.config));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const nodeArgs = process.env.RELAY_NODE_ARGS ? process.env.RELAY_NODE_ARGS.split(' ') : [];
+  const child = startChild(process.execPath, [...nodeArgs, 'dist/main.js'], {
+    DATABASE_URL: opts.databaseUrl,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    PUBLIC_BASE_URL: base,
+    RELAY_CONFIG: configPath,
+    RELAY_SECRET: opts.secret,
+    RELAY_ADMIN_KEY: opts.adminKey,
+    LOG_LEVEL: 'warn',
+  });
+  const stop = async () => {
+    await child.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitReady(`${base}/readyz`, child);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { child, base, stop };
+}
+
