@@ -1,6 +1,5 @@
 import { getTableColumns, sql } from 'drizzle-orm';
-import type { Db, Executor } from '../db/client.js';
-import { textArray } from '../db/rows.js';
+import type { Db } from '../db/client.js';
 import { type JobRow, jobs } from '../db/schema.js';
 
 /**
@@ -11,12 +10,7 @@ export type VersionedJob = JobRow & { version?: string | undefined };
 
 export const versionedColumns = { ...getTableColumns(jobs), version: sql<string>`${jobs}.xmin::text`.as('version') };
 
-/** Jobs by id with their row versions; one statement text whatever the number of ids. */
-export function selectVersionedJobs(db: Executor, ids: readonly string[]): Promise<VersionedJob[]> {
-  return db.select(versionedColumns).from(jobs).where(sql`${jobs.id} = any(${textArray(ids)})`);
-}
-
-/** `selectVersionedJobs` as a prepared statement: built once, and planned once per connection. */
+/** Jobs by id with their row versions, as a prepared statement: built once, planned once per connection. */
 function preparedLoad(db: Db) {
   return db
     .select(versionedColumns)

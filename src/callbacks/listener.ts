@@ -63,8 +63,7 @@ const JOB_ROUTE = '/callbacks/:provider/:job_id/:token';
 const PROVIDER_ROUTE = '/callbacks/:provider/:token';
 
 /** The path's segments after `/callbacks/`, decoded; null when it is not one of the two callback routes. */
-function callbackParams(url: string): string[] | null {
-  const path = url.split('?', 1)[0]!;
+function callbackParams(path: string): string[] | null {
   const parts = path.split('/');
   // ['', 'callbacks', provider, token] or ['', 'callbacks', provider, job_id, token]
   if (parts.length !== 4 && parts.length !== 5) return null;
@@ -88,9 +87,11 @@ function callbackParams(url: string): string[] | null {
  */
 export function callbackListener(deps: Deps, services: CallbackServices) {
   const { metrics } = deps;
+  const shared = { ...deps, publicBaseUrl: deps.config.publicBaseUrl, ...services };
   return (req: IncomingMessage, res: ServerResponse): boolean => {
     if (req.method !== 'POST' || !req.url?.startsWith('/callbacks/')) return false;
-    const params = callbackParams(req.url);
+    const path = req.url.split('?', 1)[0]!;
+    const params = callbackParams(path);
     const length = params ? declaredCallbackLength(req) : null;
     if (!params || length === null) return false;
 
@@ -112,11 +113,11 @@ export function callbackListener(deps: Deps, services: CallbackServices) {
       res.end(text);
       metrics.httpInFlight.dec();
       stopTimer({ method: 'POST', route: jobId === null ? PROVIDER_ROUTE : JOB_ROUTE, status: `${Math.floor(status / 100)}xx` });
-      log.info({ method: 'POST', path: redactPath(req.url!.split('?', 1)[0]!), status, ms: Math.round(performance.now() - started) }, 'request');
+      log.info({ method: 'POST', path: redactPath(path), status, ms: Math.round(performance.now() - started) }, 'request');
     };
 
     receiveCallback(
-      { ...deps, publicBaseUrl: deps.config.publicBaseUrl, ...services, log },
+      { ...shared, log },
       {
         provider: provider!,
         jobId,

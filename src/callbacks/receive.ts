@@ -300,14 +300,8 @@ async function confirm(
   log: Logger,
 ): Promise<Confirmed> {
   const claimed = parsed.observation;
-  const mustFetch =
-    parsed.thin ||
-    (claimed !== null &&
-      !adapter.signedCallbacks &&
-      adapter.config.verify_by_fetch &&
-      isTerminal(claimed.status) &&
-      // A claim that could not move the job (a duplicate, a stale one) needs no confirming.
-      decide(job, claimed).kind === 'advance');
+  // A claim that could not move the job (a duplicate, a stale one) needs no confirming.
+  const mustFetch = mayNeedFetch(adapter, parsed) && (parsed.thin || decide(job, claimed!).kind === 'advance');
   if (!mustFetch) return confirmed(claimed);
   let fetched: Observation | null;
   try {

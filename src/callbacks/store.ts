@@ -156,36 +156,32 @@ export async function storeReceipts(db: Db, inputs: readonly ReceiptInput[]): Pr
  */
 export async function storeAtOnce(db: Db, inputs: readonly ReceiptInput[]): Promise<(StoredOutcome | null)[]> {
   const screened = screen(inputs, await seenDeliveries(db, inputs));
-  const state = new Map<string, JobRow>();
-  const versions = new Map<string, string>();
-  for (const i of inputs) {
-    if (!versions.has(i.job.id)) {
-      versions.set(i.job.id, i.job.version!);
-      state.set(i.job.id, i.job);
-    }
-  }
-  const plan = planObservations(state, screened.toApply, new Date());
+  // Each job as first read in the batch (its version is what the write checks).
+  const read = new Map<string, VersionedJob>();
+  for (const i of inputs) if (!read.has(i.job.id)) read.set(i.job.id, i.job);
+  const plan = planObservations(new Map(read), screened.toApply, new Date());
   const { outcomes, receipts } = judge(inputs, screened, plan.results);
-  const guard = [...versions].map(([id, version]) => ({ id, version, changes: plan.changes.has(id) }));
-  // The ids again as arrays, so the jobs are found through their primary key whatever the planner
-  // guesses of the JSON's size.
-  const ids = { changing: guard.filter((g) => g.changes).map((g) => g.id), unchanged: guard.filter((g) => !g.changes).map((g) => g.id) };
+  const versions = [...read.values()].map((j) => ({ id: j.id, version: j.version! }));
+  // The ids as arrays, so the jobs are found through their primary key whatever the planner
+  // guesses of the JSON's size; the jobs that change are locked, the others only checked.
+  const changing = versions.filter((v) => plan.changes.has(v.id)).map((v) => v.id);
+  const unchanged = versions.filter((v) => !plan.changes.has(v.id)).map((v) => v.id);
   const locked = sql`(select id from locked)`;
   const ctes = writeCtes(plan, { onlyJobsIn: locked, numberEvents: true });
   const rows = await executePreparedRows<{ id: string }>(
     db,
     sql`
     with guard as (
-      select g.id, g.version, g.changes from jsonb_to_recordset(${jsonParam(guard)}::jsonb) as g(id text, version text, changes boolean)
+      select g.id, g.version from jsonb_to_recordset(${jsonParam(versions)}::jsonb) as g(id text, version text)
     ),
     locked as (
       select j.id from ${jobs} j join guard g on g.id = j.id and j.xmin::text = g.version
-      where j.id = any(${textArray(ids.changing)}) and g.changes
+      where j.id = any(${textArray(changing)})
       order by j.id for update of j
     ),
     unchanged as (
       select j.id from ${jobs} j join guard g on g.id = j.id and j.xmin::text = g.version
-      where j.id = any(${textArray(ids.unchanged)}) and not g.changes
+      where j.id = any(${textArray(unchanged)})
     ),
     written as (select id from locked union all select id from unchanged),${ctes ? sql`${ctes},` : sql``}
     stored as (${insertReceipts(receipts, sql`(select id from written)`)})

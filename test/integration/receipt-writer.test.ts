@@ -1,7 +1,7 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ReceiptInput, ReceiptWriter } from '../../src/callbacks/store.js';
-import { selectVersionedJobs, type VersionedJob } from '../../src/callbacks/job-loader.js';
+import { jobReader, type VersionedJob } from '../../src/callbacks/job-loader.js';
 import { callbackReceipts, jobEvents, type JobRow, jobs } from '../../src/db/schema.js';
 import { readFeed } from '../../src/events/feed.js';
 import { applyObservation } from '../../src/jobs/transition.js';
@@ -26,7 +26,7 @@ describe.each([
       .values({ id: newId('job'), provider: 'p', providerTaskId: newId('task'), status })
       .returning();
     if (!versioned) return job!;
-    const [read] = await selectVersionedJobs(t.database.db, [job!.id]);
+    const [read] = await jobReader(t.database.db)([job!.id]);
     expect(read!.version).toMatch(/^\d+$/);
     return read!;
   }
