@@ -166,6 +166,35 @@ async function baselineRun(): Promise<Run> {
   }
 }
 
+/** The relay's storage model alone, with none of its logic (bench/ingest-floor.ts), on jobs like the relay's. */
+async function floorRun(): Promise<Run> {
+  const scratch = await scratchDatabase(values['database-url']!);
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = startChild(process.execPath, ['--import', 'tsx', 'bench/ingest-floor.ts'], {
+    DATABASE_URL: scratch.url,
+    PORT: String(port),
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('FLOOR_')) as [string, string][]),
+  });
+  const sql = postgres(scratch.url, { max: 2, onnotice: () => {} });
+  try {
+    await waitReady(`${base}/healthz`, server);
+    await sql`insert into jobs (id, provider, provider_task_id, status, submitted_at)
+              select 'job_' || g, 'veo', 'task_' || g, 'processing', now() from generate_series(1, ${JOBS}) g`;
+    await sql`analyze jobs`;
+    const path = (i: number) => `/callbacks/veo/job_${i}/token`;
+    const warmOk = await warmUp(base, path, server);
+    const run = await load(base, path, server);
+    const [c] = await sql`select (select count(*)::int from callback_receipts) as receipts, (select count(*)::int from job_events) as events`;
+    if (c!.receipts < warmOk + run.ok || c!.events !== c!.receipts) throw new Error(`floor: answered 200 ${warmOk} + ${run.ok}; receipts ${c!.receipts}, events ${c!.events}`);
+    return run;
+  } finally {
+    await sql.end();
+    await server.stop();
+    await scratch.drop();
+  }
+}
+
 const line = (name: string, r: Run) =>
   `  ${name.padEnd(34)} ${r.rps.toFixed(0).padStart(6)} req/s   p50 ${String(r.p50).padStart(3)} ms   p99 ${String(r.p99).padStart(3)} ms   ` +
   `${r.ok} × 2xx, ${r.non2xx} other, ${r.errors} errors   RSS ${r.rss.toFixed(0)} MiB   CPU ${(r.cpu * 100).toFixed(0)}% of a core (PostgreSQL ${(r.pgCpu * 100).toFixed(0)}%, autocannon ${(r.loadCpu * 100).toFixed(0)}%)`;
@@ -173,6 +202,9 @@ const line = (name: string, r: Run) =>
 console.log(`callback ingest: ${CONNECTIONS} connections for ${DURATION} s after ${WARMUP} s of warm-up, each request a valid callback for a distinct job`);
 const baseline = process.env.SKIP_BASELINE ? null : await baselineRun();
 if (baseline) console.log(line('baseline (Hono + one INSERT)', baseline));
+const floor = process.env.SKIP_FLOOR ? null : await floorRun();
+if (floor) console.log(line('floor (relay\'s writes, no logic)', floor));
+if (process.env.SKIP_RELAY) process.exit(0);
 const relay = await relayRun();
 console.log(line('relay', relay));
 console.log(
