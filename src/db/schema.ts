@@ -127,9 +127,12 @@ export const jobEvents = pgTable(
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
     eventId: text('event_id').notNull().unique(),
-    jobId: text('job_id')
-      .notNull()
-      .references(() => jobs.id, { onDelete: 'cascade' }),
+    /**
+     * No foreign key to `jobs` (nor on `callback_receipts.job_id`): rows are written only in the
+     * statement that updated or read the job, and jobs are never deleted, so a key would only add a
+     * lookup of the job for every event and receipt on the hottest write (migration 0008).
+     */
+    jobId: text('job_id').notNull(),
     sequence: integer('sequence').notNull(),
     type: text('type').notNull(),
     /** The job as it was right after this change. */
@@ -186,7 +189,7 @@ export const callbackReceipts = pgTable(
     id: bigserial('id', { mode: 'number' }).primaryKey(),
     provider: text('provider').notNull(),
     /** The job it was applied to, when one was found. */
-    jobId: text('job_id').references(() => jobs.id, { onDelete: 'cascade' }),
+    jobId: text('job_id'),
     /** For rejected requests: the job id the URL named, unverified. */
     claimedJobId: text('claimed_job_id'),
     route: text('route').$type<'job' | 'provider'>().notNull(),
