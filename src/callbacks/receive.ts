@@ -20,7 +20,7 @@ import { isJsonContentType, MAX_CALLBACK_BYTES, parseJsonObject } from './body.j
 import type { RejectedVerdict, RejectionRecorder } from './rejections.js';
 import { type JobLoader, type VersionedJob, versionedColumns } from './job-loader.js';
 import type { ReceiptInput, ReceiptWriter, StoredOutcome } from './store.js';
-import { jobCallbackToken, providerCallbackToken, secretsEqual } from './tokens.js';
+import { jobCallbackToken, providerCallbackToken, tokenMatches } from './tokens.js';
 
 export interface CallbackContext {
   db: Db;
@@ -138,7 +138,7 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
     const expected = cb.jobId
       ? jobCallbackToken(ctx.secret, cb.provider, cb.jobId)
       : providerCallbackToken(ctx.secret, cb.provider);
-    if (!secretsEqual(cb.token, expected)) reject('unauthorized', 'unauthorized', 'invalid callback token');
+    if (!tokenMatches(cb.token, expected)) reject('unauthorized', 'unauthorized', 'invalid callback token');
 
     if (!isJsonContentType(cb.headers.get('content-type') ?? undefined)) {
       throw new Rejected('unsupported_media_type', new AppError('unsupported_media_type', 'callbacks must be application/json'));

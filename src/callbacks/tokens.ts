@@ -21,6 +21,18 @@ export function secretsEqual(a: string, b: string): boolean {
   return timingSafeEqual(ha, hb);
 }
 
+/**
+ * Whether a callback URL's token is the one expected. Tokens all have one public length, so only a
+ * same-length token is compared, byte by byte in constant time (no hashing of both sides first, as
+ * `secretsEqual` does for secrets whose length could say something).
+ */
+export function tokenMatches(given: string, expected: string): boolean {
+  if (given.length !== expected.length) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
 export function jobCallbackUrl(base: string, secret: string, provider: string, jobId: string): string {
   return `${base}/callbacks/${encodeURIComponent(provider)}/${encodeURIComponent(jobId)}/${jobCallbackToken(secret, provider, jobId)}`;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isJsonContentType, jsonDepth, parseJsonObject, readBodyLimited } from '../../src/callbacks/body.js';
-import { jobCallbackToken, providerCallbackToken, secretsEqual } from '../../src/callbacks/tokens.js';
+import { jobCallbackToken, providerCallbackToken, secretsEqual, tokenMatches } from '../../src/callbacks/tokens.js';
 import { AppError } from '../../src/errors.js';
 
 describe('callback input', () => {
@@ -19,6 +19,17 @@ describe('callback input', () => {
     expect(secretsEqual('abc', 'abd')).toBe(false);
     expect(secretsEqual('abc', 'abcd')).toBe(false);
     expect(secretsEqual('', 'a')).toBe(false);
+  });
+
+  it('a callback token matches only the expected one, byte for byte', () => {
+    const t = jobCallbackToken('s1', 'veo', 'job_1');
+    expect(tokenMatches(t, t)).toBe(true);
+    expect(tokenMatches(t.slice(0, -1) + (t.endsWith('A') ? 'B' : 'A'), t)).toBe(false);
+    expect(tokenMatches(t.slice(1), t)).toBe(false);
+    expect(tokenMatches(`${t}x`, t)).toBe(false);
+    // Same number of UTF-16 units, more bytes: refused, not thrown on.
+    expect(tokenMatches('é' + t.slice(1), t)).toBe(false);
+    expect(tokenMatches('', t)).toBe(false);
   });
 
   it.each([
