@@ -20,11 +20,16 @@ export interface Sample {
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
+/** Label names already checked: the hot paths pass the same few names on every call. */
+const checkedNames = new Set<string>();
+
 /** One series' labels, sorted so the same set always gives the same key. */
 function labelKey(labels: Labels): string {
   const names = Object.keys(labels).sort();
   for (const n of names) {
+    if (checkedNames.has(n)) continue;
     if (!LABEL_NAME.test(n) || n.startsWith('__')) throw new Error(`invalid metric label name "${n}"`);
+    checkedNames.add(n);
   }
   return JSON.stringify(names.map((n) => [n, labels[n]]));
 }
