@@ -1,12 +1,13 @@
 import { and, eq, isNull, type SQL, sql } from 'drizzle-orm';
 import type { Db, Executor } from '../db/client.js';
-import { executePreparedRows, executeRows, textArray } from '../db/rows.js';
+import { executeRows, preparedStatement } from '../db/rows.js';
 import { callbackReceipts, type JobRow, jobs, type ReceiptVerdict } from '../db/schema.js';
 import type { Observation } from '../jobs/states.js';
-import { applyObservations, planObservations, type TransitionResult, writeCtes } from '../jobs/transition.js';
+import { applyObservations, planObservations, type TransitionResult, WRITE_PARAMS, writeCtes, writeValues } from '../jobs/transition.js';
 import { jobReader, type VersionedJob } from './job-loader.js';
 import { DatabaseTimeoutError } from '../errors.js';
 import { jsonParam } from '../db/json.js';
+import { type WriteShape, writeShape } from '../fanout/outbox.js';
 
 /** A verified callback, ready to be stored with its receipt and applied. */
 export interface ReceiptInput {
@@ -112,7 +113,7 @@ function judge(inputs: readonly ReceiptInput[], { verdicts, reasons, toApply }: 
   return { outcomes, receipts: jsonParam(receipts) };
 }
 
-function insertReceipts(receipts: string, onlyJobsIn?: SQL): SQL {
+function insertReceipts(receipts: unknown, onlyJobsIn?: SQL): SQL {
   return sql`
       insert into ${callbackReceipts} (provider, job_id, route, delivery_id, verdict, reason, headers, body, body_size, source_address)
       select r.provider, r.job_id, r.route, r.delivery_id, r.verdict, r.reason, r.headers, decode(r.body, 'base64'), r.body_size, r.source_address
@@ -147,6 +148,36 @@ export async function storeReceipts(db: Db, inputs: readonly ReceiptInput[]): Pr
 }
 
 /**
+ * The statement `storeAtOnce` sends, its text built once: `versions` (each job's id and version as
+ * read), `changing` and `unchanged` (the ids that change, and the others, as JSON arrays), the
+ * receipts and the writes of the plan. The ids come as arrays so the jobs are found through their
+ * primary key whatever the planner guesses of the JSON's size; those that change are locked, in id
+ * order, the others only checked. Returns the ids of the jobs still at the version read. One text
+ * per shape of the write (`WriteShape`), and one for a batch that changes no job.
+ */
+const atOnceStatement = preparedStatement([...WRITE_PARAMS, 'versions', 'changing', 'unchanged', 'receipts'], (p, shape: WriteShape | 'none') => {
+  const ids = (list: unknown) => sql`array(select jsonb_array_elements_text(${list}::jsonb))`;
+  return sql`
+    with guard as (
+      select g.id, g.version from jsonb_to_recordset(${p.versions}::jsonb) as g(id text, version text)
+    ),
+    locked as (
+      select j.id from ${jobs} j join guard g on g.id = j.id and j.xmin::text = g.version
+      where j.id = any(${ids(p.changing)})
+      order by j.id for update of j
+    ),
+    unchanged as (
+      select j.id from ${jobs} j join guard g on g.id = j.id and j.xmin::text = g.version
+      where j.id = any(${ids(p.unchanged)})
+    ),
+    written as (select id from locked union all select id from unchanged),${
+      shape === 'none' ? sql`` : sql`${writeCtes(p, shape, { onlyJobsIn: sql`(select id from locked)`, numberEvents: true })},`
+    }
+    stored as (${insertReceipts(p.receipts, sql`(select id from written)`)})
+    select id from written`;
+});
+
+/**
  * The common case in one statement and one round trip, outside any transaction: the callbacks are
  * ruled on against their jobs as the loader read them, and the statement writes a job's change, its
  * events, deliveries and receipts only if the job's row is still at the version read (locking those
@@ -162,31 +193,14 @@ export async function storeAtOnce(db: Db, inputs: readonly ReceiptInput[]): Prom
   const plan = planObservations(new Map(read), screened.toApply, new Date());
   const { outcomes, receipts } = judge(inputs, screened, plan.results);
   const versions = [...read.values()].map((j) => ({ id: j.id, version: j.version! }));
-  // The ids as arrays, so the jobs are found through their primary key whatever the planner
-  // guesses of the JSON's size; the jobs that change are locked, the others only checked.
-  const changing = versions.filter((v) => plan.changes.has(v.id)).map((v) => v.id);
-  const unchanged = versions.filter((v) => !plan.changes.has(v.id)).map((v) => v.id);
-  const locked = sql`(select id from locked)`;
-  const ctes = writeCtes(plan, { onlyJobsIn: locked, numberEvents: true });
-  const rows = await executePreparedRows<{ id: string }>(
-    db,
-    sql`
-    with guard as (
-      select g.id, g.version from jsonb_to_recordset(${jsonParam(versions)}::jsonb) as g(id text, version text)
-    ),
-    locked as (
-      select j.id from ${jobs} j join guard g on g.id = j.id and j.xmin::text = g.version
-      where j.id = any(${textArray(changing)})
-      order by j.id for update of j
-    ),
-    unchanged as (
-      select j.id from ${jobs} j join guard g on g.id = j.id and j.xmin::text = g.version
-      where j.id = any(${textArray(unchanged)})
-    ),
-    written as (select id from locked union all select id from unchanged),${ctes ? sql`${ctes},` : sql``}
-    stored as (${insertReceipts(receipts, sql`(select id from written)`)})
-    select id from written`,
-  );
+  const writes = writeValues(plan);
+  const rows = await atOnceStatement<{ id: string }>(db, {
+    ...writes,
+    versions: jsonParam(versions),
+    changing: JSON.stringify(versions.filter((v) => plan.changes.has(v.id)).map((v) => v.id)),
+    unchanged: JSON.stringify(versions.filter((v) => !plan.changes.has(v.id)).map((v) => v.id)),
+    receipts,
+  }, plan.changes.size ? writeShape(writes) : 'none');
   const written = new Set(rows.map((r) => r.id));
   return inputs.map((i, index) => (written.has(i.job.id) ? outcomes[index]! : null));
 }

@@ -1,9 +1,9 @@
 import { asc, inArray, type SQL, sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
-import { executePreparedRows } from '../db/rows.js';
+import { preparedStatement } from '../db/rows.js';
 import { jsonbSafe, jsonParam } from '../db/json.js';
 import { type EventRow, type JobRow, jobEvents, jobs } from '../db/schema.js';
-import { outboxCtes } from '../fanout/outbox.js';
+import { outboxCtes, type OutboxValues, outboxValues, type WriteShape, writeShape } from '../fanout/outbox.js';
 import { newId } from '../ids.js';
 import { type Decision, decide, eventTypeFor, isTerminal, type Observation } from './states.js';
 import { jobView } from './view.js';
@@ -154,14 +154,19 @@ export interface WriteOptions {
   numberEvents?: boolean;
 }
 
-/**
- * The CTEs (`changed`, `appended` returning the events' ids, and the outbox's) that write a plan in
- * one statement, each table once however many jobs changed: data-modifying CTEs over JSON
- * parameters, each run once and to completion, the deliveries' foreign keys checked at the end of the
- * statement, when the events exist. Null when the plan changes nothing.
- */
-export function writeCtes(plan: ObservationPlan, opts: WriteOptions = {}): SQL | null {
-  if (!plan.changes.size) return null;
+/** What `writeCtes` writes, each one query parameter: the jobs' new rows and the events (JSON), and the outbox's. */
+export interface WriteValues extends OutboxValues {
+  jobs: string;
+  events: string;
+}
+
+export type WriteParams = { [K in keyof WriteValues]: unknown };
+
+/** The names of `WriteValues`' parameters, for statements built with placeholders (see `preparedStatement`). */
+export const WRITE_PARAMS = ['jobs', 'events', 'fanned', 'notify', 'deliveryPrefix'] as const satisfies readonly (keyof WriteValues)[];
+
+/** A plan's changes as the parameters of `writeCtes`. */
+export function writeValues(plan: ObservationPlan): WriteValues {
   const rows = [...plan.changes.values()].map(({ job, clearSchedule, setResult, setError }) => ({
     id: job.id,
     status: job.status,
@@ -176,7 +181,6 @@ export function writeCtes(plan: ObservationPlan, opts: WriteOptions = {}): SQL |
     event_seq: job.eventSeq,
     updated_at: job.updatedAt.toISOString(),
   }));
-  const newEvents = plan.results.flatMap((r) => (r.event ? [{ job: r.job, event: r.event }] : []));
   const eventRows = plan.events.map((e, ord) => ({
     ord,
     event_id: e.eventId,
@@ -186,6 +190,18 @@ export function writeCtes(plan: ObservationPlan, opts: WriteOptions = {}): SQL |
     data: e.data,
     created_at: e.createdAt.toISOString(),
   }));
+  const newEvents = plan.results.flatMap((r) => (r.event ? [{ job: r.job, event: r.event }] : []));
+  return { jobs: jsonParam(rows), events: jsonParam(eventRows), ...outboxValues(newEvents) };
+}
+
+/**
+ * The CTEs (`changed`, `appended` returning the events' ids, and the outbox's) that write a plan in
+ * one statement, each table once however many jobs changed: data-modifying CTEs over JSON
+ * parameters, each run once and to completion, the deliveries' foreign keys checked at the end of the
+ * statement, when the events exist. `p` holds the values (`writeValues`) or placeholders for them:
+ * the text depends only on `shape` and `opts`, so a statement built from it is prepared once and reused.
+ */
+export function writeCtes(p: WriteParams, shape: WriteShape, opts: WriteOptions = {}): SQL {
   const only = (column: SQL) => (opts.onlyJobsIn ? sql`and ${column} in ${opts.onlyJobsIn}` : sql``);
   // The CASE takes the lock (the scalar subquery runs once, on first use) before the first nextval.
   const commitSeq = opts.numberEvents
@@ -204,7 +220,7 @@ export function writeCtes(plan: ObservationPlan, opts: WriteOptions = {}): SQL |
         lease_until = case when r.clear_schedule then null else ${jobs.leaseUntil} end,
         event_seq = r.event_seq,
         updated_at = r.updated_at
-      from jsonb_to_recordset(${jsonParam(rows)}::jsonb)
+      from jsonb_to_recordset(${p.jobs}::jsonb)
         as r(id text, status text, progress int, result jsonb, error jsonb, set_result boolean, set_error boolean,
              clear_schedule boolean, submitted_at timestamptz, completed_at timestamptz, event_seq int, updated_at timestamptz)
       where ${jobs.id} = r.id ${only(sql`r.id`)}
@@ -212,13 +228,15 @@ export function writeCtes(plan: ObservationPlan, opts: WriteOptions = {}): SQL |
     appended as (
       insert into ${jobEvents} (event_id, job_id, sequence, type, data, created_at, commit_seq)
       select e.event_id, e.job_id, e.sequence, e.type, e.data, e.created_at, ${commitSeq}
-      from jsonb_to_recordset(${jsonParam(eventRows)}::jsonb)
+      from jsonb_to_recordset(${p.events}::jsonb)
         as e(ord int, event_id text, job_id text, sequence int, type text, data jsonb, created_at timestamptz)
       where true ${only(sql`e.job_id`)}
       order by e.ord
       returning id, event_id
-    )${outboxCtes(newEvents, opts.onlyJobsIn)}`;
+    )${outboxCtes(p, shape, opts.onlyJobsIn)}`;
 }
+
+const applyStatement = preparedStatement(WRITE_PARAMS, (p, shape: WriteShape) => sql`with ${writeCtes(p, shape)} select id, event_id from appended`);
 
 /**
  * Applies observations to jobs inside the caller's transaction: the only place a job's status
@@ -232,9 +250,9 @@ export async function applyObservations(tx: Tx, items: readonly ObservationItem[
   const ids = [...new Set(items.map((i) => i.jobId))].sort();
   const locked = await tx.select().from(jobs).where(inArray(jobs.id, ids)).orderBy(asc(jobs.id)).for('update');
   const plan = planObservations(new Map(locked.map((j) => [j.id, j])), items, new Date());
-  const ctes = writeCtes(plan);
-  if (!ctes) return plan.results;
-  const inserted = await executePreparedRows<{ id: number | string; event_id: string }>(tx, sql`with ${ctes} select id, event_id from appended`);
+  if (!plan.changes.size) return plan.results;
+  const values = writeValues(plan);
+  const inserted = await applyStatement<{ id: number | string; event_id: string }>(tx, values, writeShape(values));
   const idOf = new Map(inserted.map((r) => [r.event_id, Number(r.id)]));
   for (const e of plan.events) e.id = idOf.get(e.eventId)!;
   return plan.results;
