@@ -6,9 +6,14 @@
  * answered 200 was stored and applied exactly once. Baseline in the same run: a minimal Hono handler
  * doing one INSERT of the raw body per request with postgres.js (bench/ingest-baseline.ts).
  *
- * Both servers first take the same load for --warmup seconds (not counted; see warmUp).
+ * Between the two, the floor (bench/ingest-floor.ts): the relay's own writes for each callback into
+ * its own schema, batched, with none of its logic — the least the relay's storage model costs.
+ *
+ * Every server first takes the same load for --warmup seconds (not counted; see warmUp).
  *
  *   npm run bench:ingest -- [--connections 64] [--duration 10] [--warmup 3] [--jobs 150000]
+ *
+ * SKIP_BASELINE=1, SKIP_FLOOR=1 or SKIP_RELAY=1 in the environment leaves that server out.
  */
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
