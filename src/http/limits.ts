@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+
 export class BodyTooLargeError extends Error {
   override name = 'BodyTooLargeError';
 }
@@ -40,15 +42,31 @@ export async function readStreamLimited(
 
 /**
  * Reads a Node request stream whose `Content-Length` (≤ `limit`) Node's parser already holds it to:
- * the fast path for callbacks served by @hono/node-server, without building a web stream.
+ * the fast path for callbacks served straight from Node, without building a web stream. Through the
+ * stream's events rather than `for await`, whose async iterator costs more than the read on a body
+ * of a few hundred bytes. A stream that errors, or closes before its end, rejects; so does one
+ * longer than `length` (which Node's parser does not let happen), destroying it as `for await` would.
  */
-export async function readIncomingExactly(incoming: AsyncIterable<Buffer>, length: number): Promise<Uint8Array> {
-  const out = Buffer.allocUnsafe(length);
-  let offset = 0;
-  for await (const chunk of incoming) {
-    if (offset + chunk.length > length) throw new BodyTooLargeError('body is longer than its Content-Length');
-    chunk.copy(out, offset);
-    offset += chunk.length;
-  }
-  return offset === length ? out : out.subarray(0, offset);
+export function readIncomingExactly(incoming: Readable, length: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const out = Buffer.allocUnsafe(length);
+    let offset = 0;
+    const finish = (err: Error | null) => {
+      incoming.off('data', onData).off('end', onEnd).off('error', finish).off('close', onClose);
+      if (err) reject(err);
+      else resolve(offset === length ? out : out.subarray(0, offset));
+    };
+    const onData = (chunk: Buffer) => {
+      if (offset + chunk.length > length) {
+        finish(new BodyTooLargeError('body is longer than its Content-Length'));
+        incoming.destroy();
+        return;
+      }
+      chunk.copy(out, offset);
+      offset += chunk.length;
+    };
+    const onEnd = () => finish(null);
+    const onClose = () => finish(new Error('the request closed before its body ended'));
+    incoming.on('data', onData).on('end', onEnd).on('error', finish).on('close', onClose);
+  });
 }
