@@ -247,6 +247,8 @@ interface Waiting {
   reject: (err: unknown) => void;
   /** Its caller was answered 503 already (deadline): not written, if not yet in a batch. */
   abandoned: boolean;
+  /** `performance.now()` when it was queued. */
+  queuedAt: number;
 }
 
 /**
@@ -260,21 +262,26 @@ interface Waiting {
 export class ReceiptWriter {
   private queue: Waiting[] = [];
   private writers = 0;
+  /** Armed while callbacks wait behind a running write: see `spillAfterMs`. */
+  private spillTimer: NodeJS.Timeout | null = null;
 
   private readonly readJobs: (ids: readonly string[]) => Promise<VersionedJob[]>;
 
   /**
    * One write starts as soon as anything waits; a second runs beside it only once `spillAt`
-   * callbacks are waiting. Under load the batches grow instead of splitting into many small
-   * concurrent ones, and every statement PostgreSQL runs is paid once per batch (on the ingest
-   * bench: batches of about 20 instead of 10, and a fifth less PostgreSQL CPU per callback, at the
-   * same throughput); at a trickle a callback is still written at once.
+   * callbacks are waiting, or once the oldest waiting one has waited `spillAfterMs` (the running
+   * write is slow, or retrying a failed batch one callback at a time). Under load the batches grow
+   * instead of splitting into many small concurrent ones, and every statement PostgreSQL runs is
+   * paid once per batch (on the ingest bench: batches of about 20 instead of 10, and a fifth less
+   * PostgreSQL CPU per callback, at the same throughput); at a trickle a callback is still written
+   * at once.
    */
   constructor(
     private readonly db: Db,
     private readonly maxBatch = 200,
     private readonly concurrency = 2,
     private readonly spillAt = 16,
+    private readonly spillAfterMs = 50,
     private readonly maxWaiting = 5000,
   ) {
     this.readJobs = jobReader(db);
@@ -298,6 +305,7 @@ export class ReceiptWriter {
       const waiting: Waiting = {
         ...('complete' in input ? { input: null, unread: input } : { input }),
         abandoned: false,
+        queuedAt: performance.now(),
         resolve: (o) => {
           clearTimeout(timer);
           resolve(o);
@@ -309,7 +317,22 @@ export class ReceiptWriter {
       };
       this.queue.push(waiting);
       if (this.writers === 0 || (this.writers < this.concurrency && this.queue.length >= this.spillAt)) void this.drain();
+      else if (this.writers < this.concurrency) this.armSpill(this.spillAfterMs);
     });
+  }
+
+  /** Starts another write in `ms` if the oldest callback waiting by then has waited `spillAfterMs`. */
+  private armSpill(ms: number) {
+    if (this.spillTimer) return;
+    this.spillTimer = setTimeout(() => {
+      this.spillTimer = null;
+      const oldest = this.queue[0];
+      if (!oldest || this.writers >= this.concurrency) return;
+      const waited = performance.now() - oldest.queuedAt;
+      if (waited >= this.spillAfterMs) void this.drain();
+      else this.armSpill(this.spillAfterMs - waited);
+    }, ms);
+    this.spillTimer.unref();
   }
 
   /**

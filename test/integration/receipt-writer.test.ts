@@ -1,4 +1,5 @@
 import { eq } from 'drizzle-orm';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ReceiptInput, ReceiptWriter } from '../../src/callbacks/store.js';
 import { jobReader, type VersionedJob } from '../../src/callbacks/job-loader.js';
@@ -170,6 +171,34 @@ describe.each([
     for (const job of jobs3) {
       const [row] = await t.database.db.select().from(jobs).where(eq(jobs.id, job.id));
       expect(row!.status).toBe('succeeded');
+    }
+  });
+
+  // PostgreSQL only: the lock is held from a second connection, which PGlite does not have.
+  it.skipIf(dbKind === 'pglite')('a callback waiting behind a stalled write gets a write of its own once it has waited', async () => {
+    const [stalled, other] = [await newJob(), await newJob()];
+    const writer = new ReceiptWriter(t.database.db, 200, 2, 16, 50);
+    const holder = postgres(t.url!, { max: 1, onnotice: () => {} });
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const locked = new Promise<void>((ready) => {
+      void holder.begin(async (tx) => {
+        await tx`select id from jobs where id = ${stalled.id} for update`;
+        ready();
+        await released;
+      });
+    });
+    try {
+      await locked;
+      const first = writer.store(input(stalled));
+      await new Promise((r) => setTimeout(r, 100)); // its write is now waiting for the lock
+      const second = await Promise.race([writer.store(input(other)), new Promise((r) => setTimeout(() => r('still waiting'), 2000))]);
+      expect(second).toMatchObject({ jobId: other.id, verdict: 'applied' });
+      release();
+      expect(await first).toMatchObject({ jobId: stalled.id, verdict: 'applied' });
+    } finally {
+      release();
+      await holder.end();
     }
   });
 });
