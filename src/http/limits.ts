@@ -48,6 +48,9 @@ export async function readStreamLimited(
  * longer than `length` (which Node's parser does not let happen), destroying it as `for await` would.
  */
 export function readIncomingExactly(incoming: Readable, length: number): Promise<Uint8Array> {
+  // No event would come from a stream already over: what it held was read by someone else.
+  if (incoming.readableEnded) return Promise.resolve(new Uint8Array(0));
+  if (incoming.destroyed) return Promise.reject(new Error('the request closed before its body ended'));
   return new Promise((resolve, reject) => {
     const out = Buffer.allocUnsafe(length);
     let offset = 0;

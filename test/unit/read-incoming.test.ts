@@ -44,4 +44,16 @@ describe('readIncomingExactly: a request body of a declared length, from the str
     closing.destroy();
     await expect(closed).rejects.toThrow(/closed before its body ended/);
   });
+
+  it('settles at once on a stream that is already over', async () => {
+    const ended = new PassThrough();
+    ended.end('gone');
+    ended.resume();
+    await new Promise((r) => ended.once('end', r));
+    expect((await readIncomingExactly(ended, 4)).byteLength).toBe(0);
+
+    const destroyed = new PassThrough();
+    destroyed.destroy();
+    await expect(readIncomingExactly(destroyed, 4)).rejects.toThrow(/closed before its body ended/);
+  });
 });
