@@ -15,10 +15,6 @@ import { migrate } from '../src/db/migrate.js';
 const url = process.env.DATABASE_URL!;
 const database = await openDatabase({ databaseUrl: url, poolSize: 2 });
 await migrate(database);
-if (process.env.FLOOR_DROP_FK) {
-  await database.db.execute(`alter table job_events drop constraint job_events_job_id_jobs_id_fk`);
-  await database.db.execute(`alter table callback_receipts drop constraint callback_receipts_job_id_jobs_id_fk`);
-}
 await database.close();
 
 const sql = postgres(url, { max: 10, onnotice: () => {} });
