@@ -1,5 +1,6 @@
 import { getTableColumns, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
+import { textArrayOf } from '../db/rows.js';
 import { type JobRow, jobs } from '../db/schema.js';
 
 /**
@@ -15,7 +16,7 @@ function preparedLoad(db: Db) {
   return db
     .select(versionedColumns)
     .from(jobs)
-    .where(sql`${jobs.id} = any(array(select jsonb_array_elements_text(${sql.placeholder('ids')}::jsonb)))`)
+    .where(sql`${jobs.id} = any(${textArrayOf(sql.placeholder('ids'))})`)
     .prepare('relay_load_jobs');
 }
 
@@ -25,17 +26,17 @@ interface Waiting {
   reject: (err: unknown) => void;
 }
 
-/**
- * Reads jobs by id for the callback path, many per query: lookups that arrive while the reads
- * are in flight are answered together by the next (`where id = any(…)`). At a trickle each lookup runs at
- * once, alone; under load one query serves dozens of callbacks. The same grouping as ReceiptWriter.
- */
 /** Reads jobs by id, with their versions, through one prepared statement. */
 export function jobReader(db: Db): (ids: readonly string[]) => Promise<VersionedJob[]> {
   const query = preparedLoad(db);
   return (ids) => query.execute({ ids: JSON.stringify(ids) });
 }
 
+/**
+ * Reads jobs by id for the callback path, many per query: lookups that arrive while the reads
+ * are in flight are answered together by the next (`where id = any(…)`). At a trickle each lookup runs at
+ * once, alone; under load one query serves dozens of callbacks. The same grouping as ReceiptWriter.
+ */
 export class JobLoader {
   private queue: Waiting[] = [];
   private loading = 0;

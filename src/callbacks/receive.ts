@@ -253,10 +253,8 @@ export async function receiveCallback(ctx: CallbackContext, cb: IncomingCallback
 }
 
 async function findJob(ctx: CallbackContext, cb: IncomingCallback, taskId: string | null): Promise<VersionedJob | undefined> {
-  if (cb.jobId) {
-    const job = await ctx.jobs.load(cb.jobId);
-    return job?.provider === cb.provider ? job : undefined;
-  }
+  // A job of another provider is refused by the caller's check, as for a job the writer reads.
+  if (cb.jobId) return ctx.jobs.load(cb.jobId);
   if (!taskId) reject('malformed', 'invalid_request', 'callback names no task id');
   const [job] = await ctx.db
     .select(versionedColumns)
@@ -271,13 +269,6 @@ interface Confirmed {
   reason?: string;
 }
 
-/**
- * What to apply for a callback. Signed callbacks are believed. A thin one (it only names the task)
- * is answered by fetching the task. For unsigned providers a terminal claim is only believed once
- * the provider's own status endpoint says the same, and the endpoint's answer is what gets applied.
- * If the provider cannot be asked, the callback is stored as `unverifiable` and answered 503 so the
- * provider retries.
- */
 /** What is applied for a callback that needs no fetch: its claim, or nothing for a status the relay does not act on. */
 function confirmed(claimed: Observation | null): Confirmed {
   return claimed ? { observation: claimed } : { observation: null, verdictOverride: 'ignored', reason: 'status the relay does not act on' };
@@ -292,6 +283,13 @@ function mayNeedFetch(adapter: ProviderAdapter, parsed: ParsedCallback): boolean
   return parsed.thin || (claimed !== null && !adapter.signedCallbacks && adapter.config.verify_by_fetch && isTerminal(claimed.status));
 }
 
+/**
+ * What to apply for a callback. Signed callbacks are believed. A thin one (it only names the task)
+ * is answered by fetching the task. For unsigned providers a terminal claim is only believed once
+ * the provider's own status endpoint says the same, and the endpoint's answer is what gets applied.
+ * If the provider cannot be asked, the callback is stored as `unverifiable` and answered 503 so the
+ * provider retries.
+ */
 async function confirm(
   adapter: ProviderAdapter,
   job: JobRow,

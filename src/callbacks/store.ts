@@ -1,13 +1,21 @@
 import { and, eq, isNull, type SQL, sql } from 'drizzle-orm';
 import type { Db, Executor } from '../db/client.js';
-import { executeRows, preparedStatement } from '../db/rows.js';
+import { executeRows, preparedStatement, textArrayOf } from '../db/rows.js';
 import { callbackReceipts, type JobRow, jobs, type ReceiptVerdict } from '../db/schema.js';
 import type { Observation } from '../jobs/states.js';
-import { applyObservations, planObservations, type TransitionResult, WRITE_PARAMS, writeCtes, writeValues } from '../jobs/transition.js';
+import {
+  applyObservations,
+  planObservations,
+  type TransitionResult,
+  WRITE_PARAMS,
+  writeCtes,
+  type WriteShape,
+  writeShape,
+  writeValues,
+} from '../jobs/transition.js';
 import { jobReader, type VersionedJob } from './job-loader.js';
 import { DatabaseTimeoutError } from '../errors.js';
 import { jsonParam } from '../db/json.js';
-import { type WriteShape, writeShape } from '../fanout/outbox.js';
 
 /** A verified callback, ready to be stored with its receipt and applied. */
 export interface ReceiptInput {
@@ -155,27 +163,24 @@ export async function storeReceipts(db: Db, inputs: readonly ReceiptInput[]): Pr
  * order, the others only checked. Returns the ids of the jobs still at the version read. One text
  * per shape of the write (`WriteShape`), and one for a batch that changes no job.
  */
-const atOnceStatement = preparedStatement([...WRITE_PARAMS, 'versions', 'changing', 'unchanged', 'receipts'], (p, shape: WriteShape | 'none') => {
-  const ids = (list: unknown) => sql`array(select jsonb_array_elements_text(${list}::jsonb))`;
-  return sql`
+const atOnceStatement = preparedStatement([...WRITE_PARAMS, 'versions', 'changing', 'unchanged', 'receipts'], (p, shape: WriteShape | 'none') => sql`
     with guard as (
       select g.id, g.version from jsonb_to_recordset(${p.versions}::jsonb) as g(id text, version text)
     ),
     locked as (
       select j.id from ${jobs} j join guard g on g.id = j.id and j.xmin::text = g.version
-      where j.id = any(${ids(p.changing)})
+      where j.id = any(${textArrayOf(p.changing)})
       order by j.id for update of j
     ),
     unchanged as (
       select j.id from ${jobs} j join guard g on g.id = j.id and j.xmin::text = g.version
-      where j.id = any(${ids(p.unchanged)})
+      where j.id = any(${textArrayOf(p.unchanged)})
     ),
     written as (select id from locked union all select id from unchanged),${
       shape === 'none' ? sql`` : sql`${writeCtes(p, shape, { onlyJobsIn: sql`(select id from locked)`, numberEvents: true })},`
     }
     stored as (${insertReceipts(p.receipts, sql`(select id from written)`)})
-    select id from written`;
-});
+    select id from written`);
 
 /**
  * The common case in one statement and one round trip, outside any transaction: the callbacks are

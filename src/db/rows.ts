@@ -58,5 +58,10 @@ export function toPage<T, C>(rows: T[], limit: number, cursorOf: (last: T) => C)
 
 /** `values` as one Postgres text array, passed as a single JSON parameter whatever its length. */
 export function textArray(values: readonly string[]): SQL {
-  return sql`array(select jsonb_array_elements_text(${JSON.stringify(values)}::jsonb))`;
+  return textArrayOf(JSON.stringify(values));
+}
+
+/** `textArray` for a parameter holding the values as a JSON array (or a placeholder for it). */
+export function textArrayOf(json: unknown): SQL {
+  return sql`array(select jsonb_array_elements_text(${json}::jsonb))`;
 }

@@ -3,6 +3,7 @@ import { deliveries, type EventRow, type JobRow, subscriptions } from '../db/sch
 import { idTimePrefix, newId } from '../ids.js';
 import { defaultEventTypes } from './payload.js';
 import { jsonParam } from '../db/json.js';
+import type { WriteShape } from '../jobs/transition.js';
 
 export interface NewEvent {
   job: JobRow;
@@ -69,15 +70,4 @@ export function outboxCtes(p: OutboxParams, shape: WriteShape, onlyJobsIn?: SQL)
       from jsonb_to_recordset(${p.notify}::jsonb) as n(id text, url text, job_id text, event_id text, type text)
       ${only(sql`n.job_id`)}
     )` : sql``}`;
-}
-
-/**
- * Which of the write's CTEs a batch needs, so that its statement is one of three texts and carries
- * no empty insert: jobs only (no event), jobs and events with their fan-out, or also deliveries to
- * `notify_url`s.
- */
-export type WriteShape = 'jobs' | 'events' | 'notify';
-
-export function writeShape(values: Pick<OutboxValues, 'fanned' | 'notify'>): WriteShape {
-  return values.notify !== '[]' ? 'notify' : values.fanned !== '[]' ? 'events' : 'jobs';
 }

@@ -3,7 +3,7 @@ import type { Tx } from '../db/client.js';
 import { preparedStatement } from '../db/rows.js';
 import { jsonbSafe, jsonParam } from '../db/json.js';
 import { type EventRow, type JobRow, jobEvents, jobs } from '../db/schema.js';
-import { outboxCtes, type OutboxValues, outboxValues, type WriteShape, writeShape } from '../fanout/outbox.js';
+import { outboxCtes, type OutboxValues, outboxValues } from '../fanout/outbox.js';
 import { newId } from '../ids.js';
 import { type Decision, decide, eventTypeFor, isTerminal, type Observation } from './states.js';
 import { jobView } from './view.js';
@@ -164,6 +164,17 @@ export type WriteParams = { [K in keyof WriteValues]: unknown };
 
 /** The names of `WriteValues`' parameters, for statements built with placeholders (see `preparedStatement`). */
 export const WRITE_PARAMS = ['jobs', 'events', 'fanned', 'notify', 'deliveryPrefix'] as const satisfies readonly (keyof WriteValues)[];
+
+/**
+ * Which of the write's CTEs a batch needs, so that its statement is one of three texts and carries
+ * no empty insert: jobs only (no event), jobs and events with their fan-out, or also deliveries to
+ * `notify_url`s.
+ */
+export type WriteShape = 'jobs' | 'events' | 'notify';
+
+export function writeShape(values: Pick<OutboxValues, 'fanned' | 'notify'>): WriteShape {
+  return values.notify !== '[]' ? 'notify' : values.fanned !== '[]' ? 'events' : 'jobs';
+}
 
 /** A plan's changes as the parameters of `writeCtes`. */
 export function writeValues(plan: ObservationPlan): WriteValues {
